@@ -1,0 +1,362 @@
+//! Command-line flags and environment variables.
+//!
+//! Every flag follows the Prometheus exporter conventions (`--web.*`, `--path.*`, `--collector.*`) and
+//! can also be set through an environment variable `STEVEDORE_<FLAG>` (dots and dashes become `_`).
+//! A bad flag or value makes clap exit with status 2 and a message that names the flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{
+    Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches, Parser, ValueEnum,
+};
+use regex::Regex;
+
+use crate::collector;
+
+/// One string naming this build, shown by `--version` and on the landing page.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("STEVEDORE_REVISION"),
+    ", rustc ",
+    env!("STEVEDORE_RUSTC_VERSION"),
+    ")"
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Flags with a fixed name. The per-collector `--collector.<name>` / `--no-collector.<name>` pairs are
+/// added by [`command`] from the list of known collectors.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "stevedore",
+    version = VERSION_LINE,
+    about = "Prometheus exporter for container, pod and node resource usage"
+)]
+pub struct Flags {
+    /// Address to listen on for HTTP requests (host:port; an empty host means all interfaces).
+    #[arg(long = "web.listen-address", env = "STEVEDORE_WEB_LISTEN_ADDRESS", default_value = ":9777",
+          value_parser = parse_listen_address)]
+    pub listen_address: SocketAddr,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", env = "STEVEDORE_WEB_TELEMETRY_PATH", default_value = "/metrics",
+          value_parser = parse_telemetry_path)]
+    pub telemetry_path: String,
+
+    /// Maximum number of scrapes served at once; further ones get 503. 0 means no limit.
+    #[arg(
+        long = "web.max-requests",
+        env = "STEVEDORE_WEB_MAX_REQUESTS",
+        default_value_t = 40
+    )]
+    pub max_requests: usize,
+
+    /// A collection younger than this is served again instead of reading everything anew (e.g. 1s, 500ms, 0).
+    #[arg(long = "collect.min-age", env = "STEVEDORE_COLLECT_MIN_AGE", default_value = "1s",
+          value_parser = parse_duration)]
+    pub min_age: Duration,
+
+    /// A collector still running after this long is reported as failed for that scrape.
+    #[arg(long = "collect.timeout", env = "STEVEDORE_COLLECT_TIMEOUT", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub collect_timeout: Duration,
+
+    /// Disable every collector that is not explicitly enabled with --collector.<name>.
+    #[arg(
+        long = "collector.disable-defaults",
+        env = "STEVEDORE_COLLECTOR_DISABLE_DEFAULTS"
+    )]
+    pub disable_defaults: bool,
+
+    /// procfs mount point (the host's /proc when running in a container, e.g. /host/proc).
+    #[arg(
+        long = "path.procfs",
+        env = "STEVEDORE_PATH_PROCFS",
+        default_value = "/proc"
+    )]
+    pub procfs: PathBuf,
+
+    /// sysfs mount point (e.g. /host/sys).
+    #[arg(
+        long = "path.sysfs",
+        env = "STEVEDORE_PATH_SYSFS",
+        default_value = "/sys"
+    )]
+    pub sysfs: PathBuf,
+
+    /// Root filesystem mount point (e.g. /host); stripped from reported mount points.
+    #[arg(
+        long = "path.rootfs",
+        env = "STEVEDORE_PATH_ROOTFS",
+        default_value = "/"
+    )]
+    pub rootfs: PathBuf,
+
+    /// Regexp of mount points to ignore in the filesystem collector.
+    #[arg(long = "collector.filesystem.mount-points-exclude",
+          env = "STEVEDORE_COLLECTOR_FILESYSTEM_MOUNT_POINTS_EXCLUDE",
+          default_value = collector::filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE, value_parser = parse_regex)]
+    pub fs_mount_points_exclude: Regex,
+
+    /// Regexp of filesystem types to ignore in the filesystem collector.
+    #[arg(long = "collector.filesystem.fs-types-exclude",
+          env = "STEVEDORE_COLLECTOR_FILESYSTEM_FS_TYPES_EXCLUDE",
+          default_value = collector::filesystem::DEFAULT_FS_TYPES_EXCLUDE, value_parser = parse_regex)]
+    pub fs_types_exclude: Regex,
+
+    /// How long to wait for a mount to answer statfs before it is reported with device_error=1 and skipped
+    /// until it answers again.
+    #[arg(long = "collector.filesystem.mount-timeout", env = "STEVEDORE_COLLECTOR_FILESYSTEM_MOUNT_TIMEOUT",
+          default_value = "5s", value_parser = parse_positive_duration)]
+    pub fs_mount_timeout: Duration,
+
+    /// Regexp of network devices to ignore in the netdev collector.
+    #[arg(long = "collector.netdev.device-exclude", env = "STEVEDORE_COLLECTOR_NETDEV_DEVICE_EXCLUDE",
+          value_parser = parse_regex)]
+    pub netdev_device_exclude: Option<Regex>,
+
+    /// Regexp of network devices to include in the netdev collector (all when unset).
+    #[arg(long = "collector.netdev.device-include", env = "STEVEDORE_COLLECTOR_NETDEV_DEVICE_INCLUDE",
+          value_parser = parse_regex, conflicts_with = "netdev_device_exclude")]
+    pub netdev_device_include: Option<Regex>,
+
+    /// Regexp of block devices to ignore in the diskstats collector.
+    #[arg(long = "collector.diskstats.device-exclude", env = "STEVEDORE_COLLECTOR_DISKSTATS_DEVICE_EXCLUDE",
+          default_value = collector::diskstats::DEFAULT_DEVICE_EXCLUDE, value_parser = parse_regex)]
+    pub diskstats_device_exclude: Regex,
+
+    /// Only log messages with the given severity or above.
+    #[arg(
+        long = "log.level",
+        env = "STEVEDORE_LOG_LEVEL",
+        value_enum,
+        default_value = "info"
+    )]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(
+        long = "log.format",
+        env = "STEVEDORE_LOG_FORMAT",
+        value_enum,
+        default_value = "logfmt"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Parsed flags plus the resolved set of enabled collectors.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub flags: Flags,
+    pub enabled: Vec<&'static str>,
+}
+
+fn env_name(flag: &str) -> String {
+    format!("STEVEDORE_{}", flag.to_uppercase().replace(['.', '-'], "_"))
+}
+
+/// The full clap command: fixed flags plus one enable/disable pair per collector.
+pub fn command() -> Command {
+    let mut cmd = Flags::command();
+    for info in collector::ALL {
+        let on: &'static str = Box::leak(format!("collector.{}", info.name).into_boxed_str());
+        let off: &'static str = Box::leak(format!("no-collector.{}", info.name).into_boxed_str());
+        let default = if info.default_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        cmd = cmd
+            .arg(
+                Arg::new(on)
+                    .long(on)
+                    .env(Box::leak(env_name(on).into_boxed_str()) as &'static str)
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(off)
+                    .help(format!(
+                        "Enable the {} collector (default: {default}).",
+                        info.name
+                    )),
+            )
+            .arg(
+                Arg::new(off)
+                    .long(off)
+                    .action(ArgAction::SetTrue)
+                    .overrides_with(on)
+                    .help(format!("Disable the {} collector.", info.name)),
+            );
+    }
+    cmd
+}
+
+/// Parse the process arguments; on a bad flag or value clap prints the error and exits with status 2.
+pub fn parse() -> Config {
+    let matches = command().get_matches();
+    match from_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Parse an explicit argument list (used by tests).
+pub fn try_parse_from<I, T>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    from_matches(&matches)
+}
+
+fn from_matches(matches: &ArgMatches) -> Result<Config, clap::Error> {
+    let flags = Flags::from_arg_matches(matches)?;
+    let mut enabled = Vec::new();
+    for info in collector::ALL {
+        let on = format!("collector.{}", info.name);
+        let off = format!("no-collector.{}", info.name);
+        let explicit_off =
+            matches.value_source(&off) == Some(ValueSource::CommandLine) && matches.get_flag(&off);
+        let explicit_on = matches!(
+            matches.value_source(&on),
+            Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
+        );
+        let state = if explicit_off {
+            false
+        } else if explicit_on {
+            matches.get_flag(&on)
+        } else {
+            info.default_enabled && !flags.disable_defaults
+        };
+        if state {
+            enabled.push(info.name);
+        }
+    }
+    Ok(Config { flags, enabled })
+}
+
+/// `:9777`, `0.0.0.0:9777`, `127.0.0.1:0`, `[::1]:9777`.
+fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("'{s}' is not host:port (examples: :9777, 127.0.0.1:9777, [::1]:9777)")
+    })
+}
+
+fn parse_telemetry_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' must start with '/'"))
+    }
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| format!("not a valid regular expression: {e}"))
+}
+
+/// Prometheus-style durations: `0`, `500ms`, `1s`, `2m`, `1h`, also combined as `1m30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let err = || format!("'{s}' is not a duration (examples: 0, 500ms, 1s, 2m, 1m30s)");
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+        if digits == 0 {
+            return Err(err());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(err()),
+        };
+        total = total.saturating_add(d);
+    }
+    Ok(total)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        Err(format!("'{s}' must be longer than 0"))
+    } else {
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_positive_duration("0").is_err());
+    }
+
+    #[test]
+    fn collector_toggles() {
+        let c = try_parse_from(["stevedore"]).unwrap();
+        assert!(c.enabled.contains(&"cpu"));
+        let c = try_parse_from(["stevedore", "--no-collector.cpu"]).unwrap();
+        assert!(!c.enabled.contains(&"cpu"));
+        let c = try_parse_from(["stevedore", "--no-collector.cpu", "--collector.cpu"]).unwrap();
+        assert!(c.enabled.contains(&"cpu"));
+        let c = try_parse_from([
+            "stevedore",
+            "--collector.disable-defaults",
+            "--collector.loadavg",
+        ])
+        .unwrap();
+        assert_eq!(c.enabled, vec!["loadavg"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = try_parse_from(["stevedore", "--web.listen-address", "nonsense"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--web.listen-address"), "{e}");
+        let e = try_parse_from(["stevedore", "--collect.min-age", "soon"]).unwrap_err();
+        assert!(e.to_string().contains("--collect.min-age"), "{e}");
+    }
+}

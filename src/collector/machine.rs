@@ -1,0 +1,64 @@
+//! `machine`: cAdvisor's machine facts (`machine_cpu_cores`, `machine_memory_bytes`) with its
+//! `boot_id`, `machine_id`, `system_uuid` labels, so cAdvisor-based dashboards find them.
+
+use super::{Paths, meminfo, read};
+use crate::expose::Exposable;
+use crate::scrape::{CollectError, Collector};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineSample {
+    pub cpu_cores: Option<f64>,
+    pub memory_bytes: Option<f64>,
+    pub boot_id: String,
+    pub machine_id: String,
+    pub system_uuid: String,
+}
+
+/// Logical CPUs: the `processor` entries of /proc/cpuinfo (what cAdvisor counts).
+pub fn count_processors(cpuinfo: &str) -> usize {
+    cpuinfo
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count()
+}
+
+pub struct MachineCollector {
+    paths: Paths,
+}
+
+impl MachineCollector {
+    pub fn new(paths: Paths) -> Self {
+        MachineCollector { paths }
+    }
+
+    fn first_line(&self, candidates: &[std::path::PathBuf]) -> String {
+        candidates
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Collector for MachineCollector {
+    fn name(&self) -> &'static str {
+        "machine"
+    }
+    fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+        let cpuinfo = read(&self.paths.proc("cpuinfo"))?;
+        let cores = count_processors(&cpuinfo);
+        let mem_path = self.paths.proc("meminfo");
+        let mem =
+            meminfo::parse(&read(&mem_path)?).map_err(|e| CollectError::parse(&mem_path, e))?;
+        Ok(Box::new(MachineSample {
+            cpu_cores: (cores > 0).then_some(cores as f64),
+            memory_bytes: mem.get("MemTotal_bytes"),
+            boot_id: self.first_line(&[self.paths.proc("sys/kernel/random/boot_id")]),
+            machine_id: self.first_line(&[
+                self.paths.rootfs_path("/etc/machine-id"),
+                self.paths.rootfs_path("/var/lib/dbus/machine-id"),
+            ]),
+            system_uuid: self.first_line(&[self.paths.sys("class/dmi/id/product_uuid")]),
+        }))
+    }
+}

@@ -1,0 +1,256 @@
+//! Turning typed samples into metric families, and families into an exposition.
+//!
+//! Families are built at scrape time through prometheus-client's `Collector` trait from a fresh snapshot,
+//! so a series whose object is gone cannot linger. prometheus-client writes OpenMetrics 1.0; the
+//! Prometheus text format 0.0.4 is derived from it by [`to_text_004`].
+
+pub mod node;
+pub mod process;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::scrape::Snapshot;
+
+/// Typed samples that know which families they become. Implementations live in this module's children,
+/// one file per source, so adding a metric touches one file.
+pub trait Exposable: Send + Sync + 'static {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result;
+}
+
+/// Writes families into a prometheus-client descriptor encoder.
+pub struct Out<'a, 'b> {
+    enc: &'a mut DescriptorEncoder<'b>,
+}
+
+/// One open family; add samples to it with [`Family::sample`] / [`Family::value`].
+pub struct Family<'s> {
+    enc: MetricEncoder<'s>,
+    kind: MetricType,
+}
+
+impl<'a, 'b> Out<'a, 'b> {
+    /// A gauge family. `name` is the full metric name.
+    pub fn gauge<'s>(&'s mut self, name: &'s str, help: &str) -> Result<Family<'s>, fmt::Error> {
+        self.family(name, help, MetricType::Gauge)
+    }
+
+    /// A counter family. `name` is the full metric name **without** `_total` (the encoder adds it).
+    pub fn counter<'s>(&'s mut self, name: &'s str, help: &str) -> Result<Family<'s>, fmt::Error> {
+        debug_assert!(
+            !name.ends_with("_total"),
+            "{name}: register counters without _total"
+        );
+        self.family(name, help, MetricType::Counter)
+    }
+
+    fn family<'s>(
+        &'s mut self,
+        name: &'s str,
+        help: &str,
+        kind: MetricType,
+    ) -> Result<Family<'s>, fmt::Error> {
+        let enc = self.enc.encode_descriptor(name, help, None, kind)?;
+        Ok(Family { enc, kind })
+    }
+
+    /// A family with a single unlabelled sample.
+    pub fn single_gauge(&mut self, name: &str, help: &str, v: f64) -> fmt::Result {
+        self.gauge(name, help)?.value(v)
+    }
+
+    /// A counter family with a single unlabelled sample.
+    pub fn single_counter(&mut self, name: &str, help: &str, v: f64) -> fmt::Result {
+        self.counter(name, help)?.value(v)
+    }
+}
+
+impl Family<'_> {
+    /// Adds one labelled sample. Non-finite values are skipped: they mean the source gave nothing usable.
+    pub fn sample(&mut self, labels: &[(&str, &str)], v: f64) -> fmt::Result {
+        if !v.is_finite() {
+            return Ok(());
+        }
+        let enc = self.enc.encode_family(&labels)?;
+        match self.kind {
+            MetricType::Counter => ConstCounter::new(v).encode(enc),
+            _ => ConstGauge::new(v).encode(enc),
+        }
+    }
+
+    /// Adds the unlabelled sample.
+    pub fn value(&mut self, v: f64) -> fmt::Result {
+        self.sample(&[], v)
+    }
+}
+
+/// Which exposition format a scrape asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text004,
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when the Accept header names it, else the Prometheus text format.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text004,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text004 => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The prometheus-client collector for one scrape: a view of a snapshot limited to the selected
+/// collectors, plus the exporter's own metrics.
+#[derive(Clone)]
+struct SnapshotView {
+    snapshot: Arc<Snapshot>,
+    selected: Arc<Vec<&'static str>>,
+}
+
+impl fmt::Debug for SnapshotView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotView")
+            .field("selected", &self.selected)
+            .finish()
+    }
+}
+
+impl prometheus_client::collector::Collector for SnapshotView {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let mut out = Out { enc: &mut encoder };
+        let runs: Vec<_> = self
+            .snapshot
+            .runs
+            .iter()
+            .filter(|r| self.selected.contains(&r.name))
+            .collect();
+        for run in &runs {
+            if let Some(output) = &run.output {
+                output.expose(&mut out)?;
+            }
+        }
+        let mut f = out.gauge(
+            "stevedore_scrape_collector_duration_seconds",
+            "stevedore: Duration of a collector scrape.",
+        )?;
+        for run in &runs {
+            f.sample(&[("collector", run.name)][..], run.duration.as_secs_f64())?;
+        }
+        let mut f = out.gauge(
+            "stevedore_scrape_collector_success",
+            "stevedore: Whether a collector succeeded.",
+        )?;
+        for run in &runs {
+            f.sample(
+                &[("collector", run.name)][..],
+                if run.output.is_some() { 1.0 } else { 0.0 },
+            )?;
+        }
+        process::expose_self(&mut out)
+    }
+}
+
+/// Renders the selected collectors of a snapshot in the requested format.
+pub fn render(snapshot: Arc<Snapshot>, selected: Vec<&'static str>, format: Format) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotView {
+        snapshot,
+        selected: Arc::new(selected),
+    }));
+    let mut buf = String::with_capacity(64 * 1024);
+    // Writing into a String cannot fail; an Err here could only come from an Exposable's own fmt::Error,
+    // in which case whatever was written so far is still served.
+    let _ = prometheus_client::encoding::text::encode(&mut buf, &registry);
+    match format {
+        Format::OpenMetrics => buf,
+        Format::Text004 => to_text_004(&buf),
+    }
+}
+
+/// Converts prometheus-client's OpenMetrics text into the Prometheus text format 0.0.4: no `# EOF` and
+/// `# UNIT`, counter families named with their `_total` suffix, `info` as gauge, `unknown` as untyped.
+/// Sample lines and label escaping are the same in both formats.
+pub fn to_text_004(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut pending_help: Option<&str> = None;
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            pending_help = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind): (Cow<str>, &str) = match kind {
+                "counter" => (Cow::Owned(format!("{name}_total")), "counter"),
+                "info" => (Cow::Owned(format!("{name}_info")), "gauge"),
+                "unknown" => (Cow::Borrowed(name), "untyped"),
+                k => (Cow::Borrowed(name), k),
+            };
+            if let Some(help) = pending_help.take() {
+                let text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
+                out.push_str("# HELP ");
+                out.push_str(&name);
+                out.push(' ');
+                out.push_str(text);
+                out.push('\n');
+            }
+            out.push_str("# TYPE ");
+            out.push_str(&name);
+            out.push(' ');
+            out.push_str(kind);
+            out.push('\n');
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_004_renames_counters_and_drops_eof() {
+        let om = "# HELP a_seconds Some help.\n# TYPE a_seconds counter\na_seconds_total{x=\"1\"} 2.0\n\
+                  # HELP g A gauge.\n# TYPE g gauge\ng 1\n# EOF\n";
+        let t = to_text_004(om);
+        assert_eq!(
+            t,
+            "# HELP a_seconds_total Some help.\n# TYPE a_seconds_total counter\na_seconds_total{x=\"1\"} 2.0\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(None), Format::Text004);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text004);
+    }
+}

@@ -1,0 +1,434 @@
+//! Node families: node_exporter's names, types, labels and HELP, plus cAdvisor's `machine_*`.
+//! Every node metric's name lives here and only here.
+
+use std::fmt;
+
+use super::{Exposable, Out};
+use crate::collector::cpu::{self, CpuSample};
+use crate::collector::diskstats::{DiskstatsSample, SECTOR_BYTES};
+use crate::collector::filesystem::FilesystemSample;
+use crate::collector::loadavg::LoadavgSample;
+use crate::collector::machine::MachineSample;
+use crate::collector::meminfo::MeminfoSample;
+use crate::collector::netdev::{self, NetdevSample};
+use crate::collector::pressure::PressureSample;
+use crate::collector::stat::StatSample;
+use crate::collector::time::TimeSample;
+use crate::collector::uname::UnameSample;
+
+impl Exposable for CpuSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        let mut f = out.counter("node_cpu_seconds", "Seconds the CPUs spent in each mode.")?;
+        for c in &self.cpus {
+            for (mode, v) in cpu::MODES[..8].iter().zip(&c.seconds[..8]) {
+                if let Some(v) = v {
+                    f.sample(&[("cpu", c.cpu.as_str()), ("mode", mode)][..], *v)?;
+                }
+            }
+        }
+        let mut f = out.counter(
+            "node_cpu_guest_seconds",
+            "Seconds the CPUs spent in guests (VMs) for each mode.",
+        )?;
+        for c in &self.cpus {
+            for (mode, v) in ["user", "nice"].iter().zip(&c.seconds[8..]) {
+                if let Some(v) = v {
+                    f.sample(&[("cpu", c.cpu.as_str()), ("mode", mode)][..], *v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for MeminfoSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        for (name, v) in &self.fields {
+            let metric = format!("node_memory_{name}");
+            let help = format!("Memory information field {name}.");
+            out.single_gauge(&metric, &help, *v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for LoadavgSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        out.single_gauge("node_load1", "1m load average.", self.load1)?;
+        out.single_gauge("node_load5", "5m load average.", self.load5)?;
+        out.single_gauge("node_load15", "15m load average.", self.load15)
+    }
+}
+
+impl Exposable for FilesystemSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        type Get = fn(&crate::collector::filesystem::FsUsage) -> f64;
+        let families: [(&str, &str, Get); 5] = [
+            (
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                |u| u.size,
+            ),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                |u| u.free,
+            ),
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                |u| u.avail,
+            ),
+            (
+                "node_filesystem_files",
+                "Filesystem total file nodes.",
+                |u| u.files,
+            ),
+            (
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+                |u| u.files_free,
+            ),
+        ];
+        fn labels(fs: &crate::collector::filesystem::FsStat) -> [(&'static str, &str); 3] {
+            [
+                ("device", fs.mount.device.as_str()),
+                ("fstype", fs.mount.fstype.as_str()),
+                ("mountpoint", fs.mount.mountpoint.as_str()),
+            ]
+        }
+        for (name, help, get) in families {
+            let mut f = out.gauge(name, help)?;
+            for fs in &self.filesystems {
+                if let Some(u) = &fs.usage {
+                    f.sample(&labels(fs)[..], get(u))?;
+                }
+            }
+        }
+        let mut f = out.gauge("node_filesystem_readonly", "Filesystem read-only status.")?;
+        for fs in &self.filesystems {
+            let ro = fs.mount.read_only || fs.usage.is_some_and(|u| u.read_only);
+            f.sample(&labels(fs)[..], if ro { 1.0 } else { 0.0 })?;
+        }
+        let mut f = out.gauge(
+            "node_filesystem_device_error",
+            "Whether an error occurred while getting statistics for the given device.",
+        )?;
+        for fs in &self.filesystems {
+            f.sample(&labels(fs)[..], if fs.usage.is_none() { 1.0 } else { 0.0 })?;
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for NetdevSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        for (i, field) in netdev::FIELDS.iter().enumerate() {
+            let name = format!("node_network_{field}");
+            let help = format!("Network device statistic {field}.");
+            let mut f = out.counter(&name, &help)?;
+            for d in &self.devices {
+                f.sample(&[("device", d.device.as_str())][..], d.values[i])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// /proc/diskstats fields by position: (name, help, kind, scale).
+enum Kind {
+    Counter,
+    Gauge,
+}
+const DISK_FIELDS: [(&str, &str, Kind, f64); 17] = [
+    (
+        "node_disk_reads_completed",
+        "The total number of reads completed successfully.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_reads_merged",
+        "The total number of reads merged.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_read_bytes",
+        "The total number of bytes read successfully.",
+        Kind::Counter,
+        SECTOR_BYTES,
+    ),
+    (
+        "node_disk_read_time_seconds",
+        "The total number of seconds spent by all reads.",
+        Kind::Counter,
+        0.001,
+    ),
+    (
+        "node_disk_writes_completed",
+        "The total number of writes completed successfully.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_writes_merged",
+        "The number of writes merged.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_written_bytes",
+        "The total number of bytes written successfully.",
+        Kind::Counter,
+        SECTOR_BYTES,
+    ),
+    (
+        "node_disk_write_time_seconds",
+        "This is the total number of seconds spent by all writes.",
+        Kind::Counter,
+        0.001,
+    ),
+    (
+        "node_disk_io_now",
+        "The number of I/Os currently in progress.",
+        Kind::Gauge,
+        1.0,
+    ),
+    (
+        "node_disk_io_time_seconds",
+        "Total seconds spent doing I/Os.",
+        Kind::Counter,
+        0.001,
+    ),
+    (
+        "node_disk_io_time_weighted_seconds",
+        "The weighted # of seconds spent doing I/Os.",
+        Kind::Counter,
+        0.001,
+    ),
+    (
+        "node_disk_discards_completed",
+        "The total number of discards completed successfully.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_discards_merged",
+        "The total number of discards merged.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_discarded_sectors",
+        "The total number of sectors discarded successfully.",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_discard_time_seconds",
+        "This is the total number of seconds spent by all discards.",
+        Kind::Counter,
+        0.001,
+    ),
+    (
+        "node_disk_flush_requests",
+        "The total number of flush requests completed successfully",
+        Kind::Counter,
+        1.0,
+    ),
+    (
+        "node_disk_flush_requests_time_seconds",
+        "This is the total number of seconds spent by all flush requests.",
+        Kind::Counter,
+        0.001,
+    ),
+];
+
+impl Exposable for DiskstatsSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        for (i, (name, help, kind, scale)) in DISK_FIELDS.iter().enumerate() {
+            if !self.disks.iter().any(|d| d.fields.len() > i) {
+                continue;
+            }
+            let mut f = match kind {
+                Kind::Counter => out.counter(name, help)?,
+                Kind::Gauge => out.gauge(name, help)?,
+            };
+            for d in &self.disks {
+                if let Some(v) = d.fields.get(i) {
+                    f.sample(&[("device", d.device.as_str())][..], v * scale)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for StatSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        if let Some(v) = self.intr {
+            out.single_counter("node_intr", "Total number of interrupts serviced.", v)?;
+        }
+        if let Some(v) = self.ctxt {
+            out.single_counter(
+                "node_context_switches",
+                "Total number of context switches.",
+                v,
+            )?;
+        }
+        if let Some(v) = self.forks {
+            out.single_counter("node_forks", "Total number of forks.", v)?;
+        }
+        if let Some(v) = self.btime {
+            out.single_gauge("node_boot_time_seconds", "Node boot time, in unixtime.", v)?;
+        }
+        if let Some(v) = self.procs_running {
+            out.single_gauge(
+                "node_procs_running",
+                "Number of processes in runnable state.",
+                v,
+            )?;
+        }
+        if let Some(v) = self.procs_blocked {
+            out.single_gauge(
+                "node_procs_blocked",
+                "Number of processes blocked waiting for I/O to complete.",
+                v,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for TimeSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        out.single_gauge(
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+            self.now,
+        )?;
+        if let Some((zone, offset)) = &self.zone {
+            out.gauge(
+                "node_time_zone_offset_seconds",
+                "System time zone offset in seconds.",
+            )?
+            .sample(&[("time_zone", zone.as_str())][..], *offset)?;
+        }
+        if self.clocksources.iter().any(|c| !c.available.is_empty()) {
+            let mut f = out.gauge(
+                "node_time_clocksource_available_info",
+                "Available clocksources read from '/sys/devices/system/clocksource'.",
+            )?;
+            for c in &self.clocksources {
+                for a in &c.available {
+                    f.sample(
+                        &[("clocksource", a.as_str()), ("device", c.device.as_str())][..],
+                        1.0,
+                    )?;
+                }
+            }
+        }
+        if self.clocksources.iter().any(|c| c.current.is_some()) {
+            let mut f = out.gauge(
+                "node_time_clocksource_current_info",
+                "Current clocksource read from '/sys/devices/system/clocksource'.",
+            )?;
+            for c in &self.clocksources {
+                if let Some(cur) = &c.current {
+                    f.sample(
+                        &[("clocksource", cur.as_str()), ("device", c.device.as_str())][..],
+                        1.0,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for PressureSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        // The system-wide cpu "full" line is undefined (always 0 since 5.13): omitted, as node_exporter does.
+        let rows = [
+            (
+                "node_pressure_cpu_waiting_seconds",
+                "Total time in seconds that processes have waited for CPU time",
+                self.cpu.some,
+            ),
+            (
+                "node_pressure_io_waiting_seconds",
+                "Total time in seconds that processes have waited due to IO congestion",
+                self.io.some,
+            ),
+            (
+                "node_pressure_io_stalled_seconds",
+                "Total time in seconds no process could make progress due to IO congestion",
+                self.io.full,
+            ),
+            (
+                "node_pressure_memory_waiting_seconds",
+                "Total time in seconds that processes have waited for memory",
+                self.memory.some,
+            ),
+            (
+                "node_pressure_memory_stalled_seconds",
+                "Total time in seconds no process could make progress due to memory congestion",
+                self.memory.full,
+            ),
+            (
+                "node_pressure_irq_stalled_seconds",
+                "Total time in seconds no process could make progress due to IRQ congestion",
+                self.irq.and_then(|p| p.full),
+            ),
+        ];
+        for (name, help, v) in rows {
+            if let Some(v) = v {
+                out.single_counter(name, help, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exposable for UnameSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        out.gauge(
+            "node_uname_info",
+            "Labeled system information as provided by the uname system call.",
+        )?
+        .sample(
+            &[
+                ("domainname", self.domainname.as_str()),
+                ("machine", self.machine.as_str()),
+                ("nodename", self.nodename.as_str()),
+                ("release", self.release.as_str()),
+                ("sysname", self.sysname.as_str()),
+                ("version", self.version.as_str()),
+            ][..],
+            1.0,
+        )
+    }
+}
+
+impl Exposable for MachineSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        let labels = [
+            ("boot_id", self.boot_id.as_str()),
+            ("machine_id", self.machine_id.as_str()),
+            ("system_uuid", self.system_uuid.as_str()),
+        ];
+        if let Some(v) = self.cpu_cores {
+            out.gauge("machine_cpu_cores", "Number of logical CPU cores.")?
+                .sample(&labels[..], v)?;
+        }
+        if let Some(v) = self.memory_bytes {
+            out.gauge(
+                "machine_memory_bytes",
+                "Amount of memory installed on the machine.",
+            )?
+            .sample(&labels[..], v)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP layer: routes, format negotiation, gzip, collector filters and the in-flight limit.
+//! It knows no metric: it asks the scraper for a snapshot and the expose module for its text.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::Semaphore;
+use tower_http::compression::CompressionLayer;
+
+use crate::expose::{self, Format};
+use crate::scrape::Scraper;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub scraper: Arc<Scraper>,
+    /// `None` when --web.max-requests is 0 (no limit).
+    pub limit: Option<Arc<Semaphore>>,
+    pub telemetry_path: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    let metrics = Router::new()
+        .route(&state.telemetry_path, get(metrics))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .no_br()
+                .no_deflate()
+                .no_zstd(),
+        );
+    let mut app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(metrics);
+    if state.telemetry_path != "/" {
+        app = app.route("/", get(landing));
+    }
+    app.fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.scraper.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no collection has succeeded yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn landing(State(s): State<AppState>) -> Html<String> {
+    let collectors = s.scraper.collector_names().join(", ");
+    Html(format!(
+        "<!DOCTYPE html>\n<html><head><title>Stevedore</title></head><body>\n\
+         <h1>Stevedore</h1>\n<p>Container, pod and node resource metrics for Prometheus.</p>\n\
+         <p>Version: {version}</p>\n<ul>\n\
+         <li><a href=\"{path}\">{path}</a>: metrics</li>\n\
+         <li><a href=\"/healthz\">/healthz</a>: liveness</li>\n\
+         <li><a href=\"/readyz\">/readyz</a>: readiness</li>\n</ul>\n\
+         <p>Enabled collectors: {collectors}</p>\n</body></html>\n",
+        version = crate::cli::VERSION_LINE,
+        path = html_escape(&s.telemetry_path),
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn bad_request(msg: String) -> Response {
+    (StatusCode::BAD_REQUEST, msg + "\n").into_response()
+}
+
+/// Which collectors a scrape asked for through `collect[]` / `exclude[]`.
+pub fn select(query: Option<&str>, known: &[&'static str]) -> Result<Vec<&'static str>, String> {
+    let mut collect = Vec::new();
+    let mut exclude = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "collect[]" => collect.push(v.into_owned()),
+            "exclude[]" => exclude.push(v.into_owned()),
+            _ => {}
+        }
+    }
+    if !collect.is_empty() && !exclude.is_empty() {
+        return Err("Combined collect and exclude queries are not allowed.".to_string());
+    }
+    for name in collect.iter().chain(&exclude) {
+        if !known.contains(&name.as_str()) {
+            return Err(format!(
+                "unknown or disabled collector {name:?}; enabled collectors: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(known
+        .iter()
+        .copied()
+        .filter(|k| {
+            (collect.is_empty() || collect.iter().any(|c| c == k))
+                && !exclude.iter().any(|e| e == k)
+        })
+        .collect())
+}
+
+async fn metrics(
+    State(s): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let _permit = match &s.limit {
+        Some(sem) => match sem.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many concurrent scrapes (--web.max-requests)\n",
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
+    let selected = match select(query.as_deref(), &s.scraper.collector_names()) {
+        Ok(sel) => sel,
+        Err(msg) => return bad_request(msg),
+    };
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let snapshot = s.scraper.scrape().await;
+    let body = expose::render(snapshot, selected, format);
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KNOWN: &[&str] = &["cpu", "meminfo", "filesystem"];
+
+    #[test]
+    fn filters() {
+        assert_eq!(select(None, KNOWN).unwrap(), KNOWN);
+        assert_eq!(select(Some("collect[]=cpu"), KNOWN).unwrap(), vec!["cpu"]);
+        assert_eq!(
+            select(Some("collect%5B%5D=cpu&collect%5B%5D=meminfo"), KNOWN).unwrap(),
+            vec!["cpu", "meminfo"]
+        );
+        assert_eq!(
+            select(Some("exclude[]=cpu"), KNOWN).unwrap(),
+            vec!["meminfo", "filesystem"]
+        );
+        assert!(select(Some("collect[]=cpu&exclude[]=meminfo"), KNOWN).is_err());
+        assert!(select(Some("collect[]=nope"), KNOWN).is_err());
+    }
+}

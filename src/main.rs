@@ -1,0 +1,117 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use stevedore::cli::{self, LogFormat, LogLevel};
+use stevedore::{collector, http, scrape};
+use tokio::sync::Semaphore;
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    use tracing_subscriber::prelude::*;
+    let filter = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(filter);
+    match format {
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .init(),
+        LogFormat::Logfmt => tracing_subscriber::registry()
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = cli::parse();
+    let flags = &config.flags;
+    init_logging(flags.log_level, flags.log_format);
+
+    let collectors = collector::build(&config);
+    let scraper = Arc::new(scrape::Scraper::new(
+        collectors,
+        flags.min_age,
+        flags.collect_timeout,
+    ));
+    let state = http::AppState {
+        scraper: scraper.clone(),
+        limit: (flags.max_requests > 0).then(|| Arc::new(Semaphore::new(flags.max_requests))),
+        telemetry_path: flags.telemetry_path.clone(),
+    };
+
+    let listener = match tokio::net::TcpListener::bind(flags.listen_address).await {
+        Ok(l) => l,
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "the port is already in use by another process; pick another with --web.listen-address".to_string()
+            } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "permission denied (ports below 1024 need privileges); pick another with --web.listen-address".to_string()
+            } else {
+                format!("{e}; check --web.listen-address")
+            };
+            tracing::error!(address = %flags.listen_address, error = %e, "cannot listen: {why}");
+            eprintln!(
+                "stevedore: cannot listen on {}: {why}",
+                flags.listen_address
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        version = cli::VERSION_LINE,
+        address = %local,
+        telemetry_path = %flags.telemetry_path,
+        collectors = %scraper.collector_names().join(","),
+        "listening"
+    );
+
+    // The first collection runs at once, so /readyz turns ready without waiting for a scrape.
+    let first = scraper.clone();
+    tokio::spawn(async move {
+        first.scrape().await;
+    });
+
+    let app = http::router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server failed");
+        return ExitCode::from(1);
+    }
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
