@@ -1,0 +1,310 @@
+//! Helpers shared by the integration tests: fixtures, the real binary on an ephemeral port, an exposition
+//! parser, and promtool.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `../shared/fixtures` beside the repository (override with STEVEDORE_FIXTURES).
+pub fn fixtures_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("STEVEDORE_FIXTURES") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    assert!(
+        p.is_dir(),
+        "fixtures not found at {} (set STEVEDORE_FIXTURES)",
+        p.display()
+    );
+    p
+}
+
+/// One member of a ttar archive.
+pub enum TtarEntry {
+    Dir(String),
+    File(String, Vec<u8>),
+    Symlink(String, String),
+}
+
+/// Parses prometheus/procfs's ttar format: `Path:`/`Lines:` records with `NULLBYTE` for \0 and a trailing
+/// `EOF` marking a file without a final newline; `Directory:` and `SymlinkTo:` records.
+pub fn parse_ttar(text: &str) -> Vec<TtarEntry> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut path: Option<String> = None;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        if let Some(p) = line.strip_prefix("Directory: ") {
+            out.push(TtarEntry::Dir(p.to_string()));
+        } else if let Some(p) = line.strip_prefix("Path: ") {
+            path = Some(p.to_string());
+        } else if let Some(target) = line.strip_prefix("SymlinkTo: ") {
+            out.push(TtarEntry::Symlink(
+                path.take().expect("SymlinkTo without Path"),
+                target.to_string(),
+            ));
+        } else if let Some(n) = line.strip_prefix("Lines: ") {
+            let n: usize = n.trim().parse().expect("Lines: N");
+            let mut content = String::new();
+            for k in 0..n {
+                let l = lines[i + k];
+                if k == n - 1 && l.ends_with("EOF") {
+                    content.push_str(&l[..l.len() - 3]);
+                } else {
+                    content.push_str(l);
+                    content.push('\n');
+                }
+            }
+            i += n;
+            let bytes = content.replace("NULLBYTE", "\0").into_bytes();
+            out.push(TtarEntry::File(
+                path.take().expect("Lines without Path"),
+                bytes,
+            ));
+        }
+    }
+    out
+}
+
+fn procfs_ttar() -> String {
+    std::fs::read_to_string(fixtures_dir().join("procfs/fixtures.ttar"))
+        .expect("procfs/fixtures.ttar")
+}
+
+/// The content of one file of the procfs fixture archive, e.g. `fixtures/proc/meminfo`.
+pub fn procfs_member(path: &str) -> String {
+    for e in parse_ttar(&procfs_ttar()) {
+        if let TtarEntry::File(p, bytes) = e
+            && p == path
+        {
+            return String::from_utf8(bytes).expect("utf-8 member");
+        }
+    }
+    panic!("{path} is not in fixtures.ttar");
+}
+
+/// Extracts the procfs fixture archive under `dest` (creating `dest/fixtures/proc`, `dest/fixtures/sys`).
+pub fn extract_procfs(dest: &Path) {
+    for e in parse_ttar(&procfs_ttar()) {
+        match e {
+            TtarEntry::Dir(p) => std::fs::create_dir_all(dest.join(p)).unwrap(),
+            TtarEntry::File(p, bytes) => {
+                let target = dest.join(p);
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                std::fs::write(target, bytes).unwrap();
+            }
+            TtarEntry::Symlink(p, to) => {
+                let target = dest.join(p);
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                let _ = std::os::unix::fs::symlink(to, target);
+            }
+        }
+    }
+}
+
+/// USER_HZ as the system reports it (getconf), independent of the exporter.
+pub fn clk_tck() -> f64 {
+    let out = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK")
+}
+
+/// The real exporter binary, started on an ephemeral loopback port; killed on drop.
+pub struct Exporter {
+    pub child: Child,
+    pub addr: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Exporter {
+    pub fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stevedore");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addr = None;
+        while addr.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("stevedore did not log 'listening' within 20s");
+            if line.contains("message=listening") {
+                addr = line
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix("address="))
+                    .map(|a| a.trim_matches('"').to_string());
+            }
+        }
+        Exporter {
+            child,
+            addr: addr.unwrap(),
+            log: rx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new()
+            .get(self.url(path))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .expect("GET")
+    }
+
+    pub fn metrics(&self) -> String {
+        let r = self.get("/metrics");
+        assert_eq!(r.status(), 200);
+        r.text().unwrap()
+    }
+
+    /// Log lines printed so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One parsed sample.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the sample lines of a text exposition (both formats), unescaping label values.
+pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (name_end, mut labels) = (line.find(['{', ' ']).expect("sample line"), BTreeMap::new());
+        let name = line[..name_end].to_string();
+        let mut rest = &line[name_end..];
+        if rest.starts_with('{') {
+            let b = rest.as_bytes();
+            let mut i = 1;
+            loop {
+                if b[i] == b'}' {
+                    i += 1;
+                    break;
+                }
+                if b[i] == b',' {
+                    i += 1;
+                    continue;
+                }
+                let eq = i + rest[i..].find('=').unwrap();
+                let key = rest[i..eq].to_string();
+                i = eq + 2; // skip ="
+                let mut val = Vec::new();
+                while b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                        val.push(match b[i] {
+                            b'n' => b'\n',
+                            c => c,
+                        });
+                    } else {
+                        val.push(b[i]);
+                    }
+                    i += 1;
+                }
+                i += 1;
+                labels.insert(key, String::from_utf8(val).unwrap());
+            }
+            rest = &rest[i..];
+        }
+        let value_str = rest.split_whitespace().next().expect("value");
+        let value = match value_str {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        out.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    out
+}
+
+/// The value of the one sample with this name whose labels include `with`.
+pub fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && with
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert!(
+        found.len() <= 1,
+        "{name}{with:?} matches {} samples",
+        found.len()
+    );
+    found.first().map(|s| s.value)
+}
+
+/// Runs `promtool check metrics` and returns its complaints, less the one lint the contract forces on us:
+/// camelCase in `node_memory_<Field>` names, which node_exporter emits (and promtool flags) the same way.
+pub fn promtool_problems(body: &str) -> Vec<String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install Debian's prometheus package (the README's test command does)");
+    let mut stdin = child.stdin.take().unwrap();
+    let body = body.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(body.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            !(l.starts_with("node_memory_")
+                && l.contains("should be written in 'snake_case' not 'camelCase'"))
+        })
+        .map(str::to_string)
+        .collect()
+}
