@@ -46,7 +46,8 @@ pub enum LogLevel {
 #[command(
     name = "stevedore",
     version = VERSION_LINE,
-    about = "Prometheus exporter for container, pod and node resource usage"
+    about = "Prometheus exporter for container, pod and node resource usage",
+    args_override_self = true
 )]
 pub struct Flags {
     /// Address to listen on for HTTP requests (host:port; an empty host means all interfaces).

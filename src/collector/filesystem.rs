@@ -130,8 +130,48 @@ pub struct FilesystemCollector {
     mount_points_exclude: Regex,
     fs_types_exclude: Regex,
     timeout: Duration,
-    /// Mount points whose statvfs call is in flight (stuck, if it outlives a scrape).
+    /// Mount points whose statvfs call is running right now; one still there at the next scrape is stuck.
     stuck: Arc<Mutex<HashSet<String>>>,
+    /// The statvfs worker thread (kept between scrapes, replaced when it gets stuck on a mount).
+    worker: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+/// One statvfs request for the worker thread.
+struct Job {
+    index: usize,
+    target: PathBuf,
+    mountpoint: String,
+    reply: mpsc::Sender<(usize, Option<FsUsage>)>,
+}
+
+/// A thread that runs statvfs calls one after another. It ends when its sender is dropped; a worker stuck
+/// in a hung statvfs is abandoned (its sender dropped) and ends by itself once the call returns.
+fn spawn_worker(in_flight: Arc<Mutex<HashSet<String>>>) -> Option<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("statvfs".into())
+        .spawn(move || {
+            for job in rx {
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(job.mountpoint.clone());
+                let usage = match statvfs(&job.target) {
+                    Ok(u) => Some(u),
+                    Err(e) => {
+                        tracing::debug!(mountpoint = %job.mountpoint, error = %e, "statvfs failed");
+                        None
+                    }
+                };
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&job.mountpoint);
+                let _ = job.reply.send((job.index, usage));
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 impl FilesystemCollector {
@@ -147,6 +187,7 @@ impl FilesystemCollector {
             fs_types_exclude,
             timeout,
             stuck: Arc::new(Mutex::new(HashSet::new())),
+            worker: Mutex::new(None),
         }
     }
 
@@ -193,66 +234,70 @@ impl Collector for FilesystemCollector {
 
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let mounts = self.mounts()?;
-        let (tx, rx) = mpsc::channel::<(usize, Option<FsUsage>)>();
-        let mut pending = 0;
         let mut results: Vec<Option<FsUsage>> = vec![None; mounts.len()];
-        for (i, m) in mounts.iter().enumerate() {
-            // A mount still in flight from an earlier scrape is stuck: report device_error, do not ask again.
-            if !self.lock_stuck().insert(m.mountpoint.clone()) {
-                continue;
+        // Mounts whose statvfs is still running from an earlier scrape are stuck: device_error, not asked.
+        let stuck_now = self.lock_stuck().clone();
+        let mut todo: Vec<usize> = (0..mounts.len())
+            .filter(|&i| !stuck_now.contains(&mounts[i].mountpoint))
+            .collect();
+        // Round 1 asks every mount within one mount-timeout. If a mount hangs, the worker is abandoned on it
+        // and round 2 asks the mounts queued behind it on a fresh worker, within one more mount-timeout.
+        for _round in 0..2 {
+            if todo.is_empty() {
+                break;
             }
-            let target: PathBuf = self.paths.rootfs_path(&m.mountpoint);
-            let tx = tx.clone();
-            let in_flight = self.stuck.clone();
-            let mountpoint = m.mountpoint.clone();
-            let spawned = std::thread::Builder::new()
-                .name("statvfs".into())
-                .spawn(move || {
-                    let usage = match statvfs(&target) {
-                        Ok(u) => Some(u),
-                        Err(e) => {
-                            tracing::debug!(mountpoint = %mountpoint, error = %e, "statvfs failed");
-                            None
-                        }
-                    };
-                    in_flight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&mountpoint);
-                    let _ = tx.send((i, usage));
-                });
-            match spawned {
-                Ok(_) => pending += 1,
-                Err(_) => {
-                    self.lock_stuck().remove(&m.mountpoint);
+            let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+            if worker.is_none() {
+                *worker = spawn_worker(self.stuck.clone());
+            }
+            let Some(tx) = worker.as_ref() else {
+                return Err(CollectError::Other(
+                    "cannot start the statvfs thread".to_string(),
+                ));
+            };
+            let (reply, replies) = mpsc::channel();
+            for &i in &todo {
+                let job = Job {
+                    index: i,
+                    target: self.paths.rootfs_path(&mounts[i].mountpoint),
+                    mountpoint: mounts[i].mountpoint.clone(),
+                    reply: reply.clone(),
+                };
+                if tx.send(job).is_err() {
+                    break;
                 }
             }
-        }
-        drop(tx);
-        let deadline = Instant::now() + self.timeout;
-        let mut answered = vec![false; mounts.len()];
-        while pending > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((i, usage)) => {
-                    results[i] = usage;
-                    answered[i] = true;
-                    pending -= 1;
+            drop(reply);
+            let deadline = Instant::now() + self.timeout;
+            let mut answered = vec![false; mounts.len()];
+            let mut pending = todo.len();
+            while pending > 0 {
+                match replies.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok((i, usage)) => {
+                        results[i] = usage;
+                        answered[i] = true;
+                        pending -= 1;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        if pending > 0 {
-            for (i, m) in mounts.iter().enumerate() {
-                if !answered[i] && self.lock_stuck().contains(&m.mountpoint) {
+            if pending == 0 {
+                break;
+            }
+            // The worker is stuck: leave it to finish on its own and use a new one next time.
+            *worker = None;
+            let in_flight = self.lock_stuck().clone();
+            for &i in &todo {
+                if !answered[i] && in_flight.contains(&mounts[i].mountpoint) {
                     tracing::warn!(
-                        mountpoint = %m.mountpoint,
+                        mountpoint = %mounts[i].mountpoint,
                         timeout = ?self.timeout,
                         "statvfs did not answer in time (--collector.filesystem.mount-timeout); \
                          reporting device_error=1 until it does"
                     );
                 }
             }
+            todo.retain(|&i| !answered[i] && !in_flight.contains(&mounts[i].mountpoint));
         }
         let filesystems = mounts
             .into_iter()

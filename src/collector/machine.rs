@@ -1,6 +1,9 @@
 //! `machine`: cAdvisor's machine facts (`machine_cpu_cores`, `machine_memory_bytes`) with its
 //! `boot_id`, `machine_id`, `system_uuid` labels, so cAdvisor-based dashboards find them.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use super::{Paths, meminfo, read};
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
@@ -22,13 +25,21 @@ pub fn count_processors(cpuinfo: &str) -> usize {
         .count()
 }
 
+/// Machine facts hardly ever change (CPU or memory hot-plug), and /proc/cpuinfo is large on big hosts:
+/// they are read again at most this often, as cAdvisor refreshes its machine info periodically.
+const REFRESH: Duration = Duration::from_secs(60);
+
 pub struct MachineCollector {
     paths: Paths,
+    cached: Mutex<Option<(Instant, MachineSample)>>,
 }
 
 impl MachineCollector {
     pub fn new(paths: Paths) -> Self {
-        MachineCollector { paths }
+        MachineCollector {
+            paths,
+            cached: Mutex::new(None),
+        }
     }
 
     fn first_line(&self, candidates: &[std::path::PathBuf]) -> String {
@@ -45,12 +56,26 @@ impl Collector for MachineCollector {
         "machine"
     }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, sample)) = cached.as_ref()
+            && at.elapsed() < REFRESH
+        {
+            return Ok(Box::new(sample.clone()));
+        }
+        let sample = self.read()?;
+        *cached = Some((Instant::now(), sample.clone()));
+        Ok(Box::new(sample))
+    }
+}
+
+impl MachineCollector {
+    fn read(&self) -> Result<MachineSample, CollectError> {
         let cpuinfo = read(&self.paths.proc("cpuinfo"))?;
         let cores = count_processors(&cpuinfo);
         let mem_path = self.paths.proc("meminfo");
         let mem =
             meminfo::parse(&read(&mem_path)?).map_err(|e| CollectError::parse(&mem_path, e))?;
-        Ok(Box::new(MachineSample {
+        Ok(MachineSample {
             cpu_cores: (cores > 0).then_some(cores as f64),
             memory_bytes: mem.get("MemTotal_bytes"),
             boot_id: self.first_line(&[self.paths.proc("sys/kernel/random/boot_id")]),
@@ -59,6 +84,6 @@ impl Collector for MachineCollector {
                 self.paths.rootfs_path("/var/lib/dbus/machine-id"),
             ]),
             system_uuid: self.first_line(&[self.paths.sys("class/dmi/id/product_uuid")]),
-        }))
+        })
     }
 }

@@ -1,0 +1,161 @@
+//! End to end: Debian's Prometheus server scrapes the real exporter every second; the test asks
+//! Prometheus's HTTP API for `up`, a CPU rate and MemAvailable and checks them against the kernel.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Exporter;
+
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_prometheus(target: &str) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: stevedore\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus not found: install Debian's prometheus package (the README's test command does)");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::blocking::get(format!("{url}/-/ready"))
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "prometheus did not become ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Prometheus {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+/// Runs an instant query and returns (labels, value) of each result.
+fn query(p: &Prometheus, q: &str) -> Vec<(serde_json::Value, f64)> {
+    let r: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/query", p.url))
+        .query(&[("query", q)])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["status"], "success", "{q}: {r}");
+    r["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["metric"].clone(),
+                x["value"][1].as_str().unwrap().parse::<f64>().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_and_queries() {
+    let e = Exporter::start(&[]);
+    let p = start_prometheus(&e.addr);
+
+    // Wait for enough samples for a 5s rate.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = query(
+            &p,
+            "count(count_over_time(up{job=\"stevedore\"}[10s]) >= 5)",
+        );
+        if r.first().map(|x| x.1) == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not collect 5 scrapes in 60s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let up = query(&p, "up{job=\"stevedore\"}");
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].1, 1.0);
+
+    // Per CPU, the rates of all modes add up to about one second per second; each is within [0, 1.05].
+    let cpus = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    let per_cpu = query(&p, "sum by (cpu) (rate(node_cpu_seconds_total[5s]))");
+    assert_eq!(per_cpu.len(), cpus);
+    for (labels, v) in &per_cpu {
+        assert!((0.8..=1.2).contains(v), "cpu {labels}: modes sum to {v}");
+    }
+    for (labels, v) in query(&p, "rate(node_cpu_seconds_total[5s])") {
+        assert!((0.0..=1.05).contains(&v), "{labels}: {v}");
+    }
+
+    // MemAvailable agrees with the kernel within 10%.
+    let kernel = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let avail: f64 = kernel
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        * 1024.0;
+    let got = query(&p, "node_memory_MemAvailable_bytes");
+    assert_eq!(got.len(), 1);
+    assert!(
+        (got[0].1 - avail).abs() / avail < 0.10,
+        "prometheus {} vs kernel {avail}",
+        got[0].1
+    );
+
+    // Every collector reported success to Prometheus too.
+    for (labels, v) in query(&p, "stevedore_scrape_collector_success") {
+        assert_eq!(v, 1.0, "{labels}");
+    }
+    // Counter resets would show up as a positive resets() count.
+    let resets = query(&p, "sum(resets(node_cpu_seconds_total[10s]))");
+    assert_eq!(resets[0].1, 0.0);
+}
