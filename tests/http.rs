@@ -719,3 +719,29 @@ fn sigterm_shuts_down_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn json_log_format() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+        .args(["--web.listen-address=127.0.0.1:0", "--log.format=json"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["fields"]["message"], "listening");
+    assert_eq!(v["level"], "INFO");
+    assert!(
+        v["fields"]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}

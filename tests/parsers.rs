@@ -308,3 +308,31 @@ fn cpuinfo_processor_count_from_fixture() {
     assert!(expected > 0);
     assert_eq!(machine::count_processors(&text), expected);
 }
+
+#[test]
+fn clocksources_from_fixture_sysfs() {
+    let dir = tempfile::tempdir().unwrap();
+    common::extract_procfs(dir.path());
+    let paths = stevedore::collector::Paths {
+        sysfs: dir.path().join("fixtures/sys"),
+        ..Default::default()
+    };
+    let cs = stevedore::collector::time::read_clocksources(&paths);
+    let available =
+        procfs_member("fixtures/sys/devices/system/clocksource/clocksource0/available_clocksource");
+    let current =
+        procfs_member("fixtures/sys/devices/system/clocksource/clocksource0/current_clocksource");
+    assert_eq!(cs.len(), 1);
+    assert_eq!(cs[0].device, "0");
+    assert_eq!(
+        cs[0].available,
+        available.split_whitespace().collect::<Vec<_>>()
+    );
+    assert_eq!(cs[0].current.as_deref(), Some(current.trim()));
+    // No clocksource folder (a container without /sys): nothing, not an error.
+    let none = stevedore::collector::Paths {
+        sysfs: dir.path().join("nowhere"),
+        ..Default::default()
+    };
+    assert!(stevedore::collector::time::read_clocksources(&none).is_empty());
+}
