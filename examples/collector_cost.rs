@@ -5,7 +5,7 @@ use std::time::Instant;
 fn main() {
     let config = stevedore::cli::try_parse_from(["stevedore"]).expect("defaults parse");
     let n = 2000;
-    for c in stevedore::collector::build(&config) {
+    for c in stevedore::collector::build(&config, &Default::default()) {
         let t = Instant::now();
         for _ in 0..n {
             let _ = c.collect();

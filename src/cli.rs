@@ -142,6 +142,38 @@ pub struct Flags {
           default_value = collector::diskstats::DEFAULT_DEVICE_EXCLUDE, value_parser = parse_regex)]
     pub diskstats_device_exclude: Regex,
 
+    /// Report every cgroup (system.slice, user sessions, kubepods QoS levels), not only the root, pods and
+    /// containers.
+    #[arg(long = "collector.cgroup.include-system", env = "STEVEDORE_COLLECTOR_CGROUP_INCLUDE_SYSTEM")]
+    pub cgroup_include_system: bool,
+
+    /// Docker daemon address (unix:///var/run/docker.sock, tcp://host:2375). Unset: DOCKER_HOST, else the
+    /// local socket.
+    #[arg(long = "docker.host", env = "STEVEDORE_DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    /// Docker labels to add to container series as container_label_<key> (comma-separated keys).
+    #[arg(long = "docker.labels", env = "STEVEDORE_DOCKER_LABELS", value_delimiter = ',')]
+    pub docker_labels: Vec<String>,
+
+    /// Docker labels to add to container series: every key matching this regexp.
+    #[arg(long = "docker.labels-regex", env = "STEVEDORE_DOCKER_LABELS_REGEX", value_parser = parse_regex)]
+    pub docker_labels_regex: Option<Regex>,
+
+    /// Stats mode only (cgroups not readable): how often to poll Docker's stats API.
+    #[arg(long = "docker.stats-interval", env = "STEVEDORE_DOCKER_STATS_INTERVAL", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub docker_stats_interval: Duration,
+
+    /// Stats mode only: stats calls in flight at once.
+    #[arg(long = "docker.stats-concurrency", env = "STEVEDORE_DOCKER_STATS_CONCURRENCY", default_value_t = 8)]
+    pub docker_stats_concurrency: usize,
+
+    /// Stats mode only: how long one container's stats call may take.
+    #[arg(long = "docker.stats-timeout", env = "STEVEDORE_DOCKER_STATS_TIMEOUT", default_value = "5s",
+          value_parser = parse_positive_duration)]
+    pub docker_stats_timeout: Duration,
+
     /// Only log messages with the given severity or above.
     #[arg(
         long = "log.level",

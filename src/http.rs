@@ -20,6 +20,8 @@ pub struct AppState {
     /// `None` when --web.max-requests is 0 (no limit).
     pub limit: Option<Arc<Semaphore>>,
     pub telemetry_path: String,
+    /// Background sources, for `stevedore_source_up`.
+    pub sources: Arc<crate::source::SourceStatus>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -137,7 +139,7 @@ async fn metrics(
     };
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let snapshot = s.scraper.scrape().await;
-    let body = expose::render(snapshot, selected, format);
+    let body = expose::render(snapshot, selected, format, s.sources.all());
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

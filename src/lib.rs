@@ -4,7 +4,10 @@
 //! `collector::*` (typed samples from kernel files) → `expose` (samples to metric families).
 
 pub mod cli;
+pub mod cgroup;
 pub mod collector;
 pub mod expose;
 pub mod http;
+pub mod identity;
 pub mod scrape;
+pub mod source;

@@ -56,7 +56,42 @@ async fn main() -> ExitCode {
     let flags = &config.flags;
     init_logging(flags.log_level, flags.log_format);
 
-    let collectors = collector::build(&config);
+    let sources = Arc::new(stevedore::source::SourceStatus::default());
+    let mut shared = collector::Shared::default();
+    if config.enabled.contains(&"docker") {
+        let meta = Arc::new(stevedore::source::MetaStore::default());
+        let up = sources.register("docker");
+        // Stats mode: the cgroup files are not readable here (Docker Desktop, a remote daemon), so usage comes
+        // from Docker's stats API, polled in the background.
+        let cgroup_root = flags.sysfs.join("fs/cgroup");
+        let stats = match stevedore::cgroup::Layout::detect(&cgroup_root) {
+            Err(e) if config.enabled.contains(&"cgroup") => {
+                tracing::warn!(
+                    error = %e,
+                    "cgroups not readable: container usage comes from Docker's stats API instead \
+                     (slower, fewer families); mount the host's /sys and set --path.sysfs for the cgroup mode"
+                );
+                let cache = Arc::new(stevedore::source::docker::StatsCache::default());
+                shared.docker_stats = Some(cache.clone());
+                Some((cache, sources.register("docker_stats")))
+            }
+            _ => None,
+        };
+        stevedore::source::docker::spawn(
+            stevedore::source::docker::Config {
+                host: flags.docker_host.clone(),
+                stats_mode: stats.is_some(),
+                stats_interval: flags.docker_stats_interval,
+                stats_concurrency: flags.docker_stats_concurrency,
+                stats_timeout: flags.docker_stats_timeout,
+            },
+            meta.clone(),
+            up,
+            stats,
+        );
+        shared.docker_meta = Some(meta);
+    }
+    let collectors = collector::build(&config, &shared);
     let scraper = Arc::new(scrape::Scraper::new(
         collectors,
         flags.min_age,
@@ -66,6 +101,7 @@ async fn main() -> ExitCode {
         scraper: scraper.clone(),
         limit: (flags.max_requests > 0).then(|| Arc::new(Semaphore::new(flags.max_requests))),
         telemetry_path: flags.telemetry_path.clone(),
+        sources,
     };
 
     let listener = match tokio::net::TcpListener::bind(flags.listen_address).await {

@@ -1,8 +1,10 @@
 //! Node collectors: one file per kernel interface, each a [`Collector`] that reads into typed samples.
 //! Names follow node_exporter so `--no-collector.filesystem` means what its users expect.
 
+pub mod cgroup;
 pub mod cpu;
 pub mod diskstats;
+pub mod docker;
 pub mod filesystem;
 pub mod loadavg;
 pub mod machine;
@@ -27,51 +29,25 @@ pub struct Info {
 
 /// Every collector this build knows, in exposition order.
 pub const ALL: &[Info] = &[
-    Info {
-        name: "cpu",
-        default_enabled: true,
-    },
-    Info {
-        name: "diskstats",
-        default_enabled: true,
-    },
-    Info {
-        name: "filesystem",
-        default_enabled: true,
-    },
-    Info {
-        name: "loadavg",
-        default_enabled: true,
-    },
-    Info {
-        name: "machine",
-        default_enabled: true,
-    },
-    Info {
-        name: "meminfo",
-        default_enabled: true,
-    },
-    Info {
-        name: "netdev",
-        default_enabled: true,
-    },
-    Info {
-        name: "pressure",
-        default_enabled: true,
-    },
-    Info {
-        name: "stat",
-        default_enabled: true,
-    },
-    Info {
-        name: "time",
-        default_enabled: true,
-    },
-    Info {
-        name: "uname",
-        default_enabled: true,
-    },
+    on("cgroup"),
+    on("cpu"),
+    on("diskstats"),
+    on("docker"),
+    on("filesystem"),
+    on("loadavg"),
+    on("machine"),
+    on("meminfo"),
+    on("netdev"),
+    on("pressure"),
+    on("stat"),
+    on("time"),
+    on("uname"),
 ];
+
+/// A collector enabled by default.
+const fn on(name: &'static str) -> Info {
+    Info { name, default_enabled: true }
+}
 
 /// Where the host's pseudo-filesystems are (`--path.procfs`, `--path.sysfs`, `--path.rootfs`).
 #[derive(Debug, Clone)]
@@ -142,8 +118,17 @@ pub fn user_hz() -> f64 {
     if v > 0 { v as f64 } else { 100.0 }
 }
 
+/// Caches of the background sources that collectors read.
+#[derive(Default, Clone)]
+pub struct Shared {
+    /// Docker identity, when the docker source runs.
+    pub docker_meta: Option<Arc<crate::source::MetaStore>>,
+    /// Docker stats-API figures, in stats mode (cgroups not readable).
+    pub docker_stats: Option<Arc<crate::source::docker::StatsCache>>,
+}
+
 /// Builds the enabled collectors from the configuration.
-pub fn build(config: &Config) -> Vec<Arc<dyn Collector>> {
+pub fn build(config: &Config, shared: &Shared) -> Vec<Arc<dyn Collector>> {
     let f = &config.flags;
     let paths = Paths {
         procfs: f.procfs.clone(),
@@ -152,7 +137,22 @@ pub fn build(config: &Config) -> Vec<Arc<dyn Collector>> {
     };
     let mut out: Vec<Arc<dyn Collector>> = Vec::new();
     for name in &config.enabled {
+        let allow = crate::identity::LabelAllowlist {
+            keys: f.docker_labels.iter().filter(|k| !k.is_empty()).cloned().collect(),
+            regex: f.docker_labels_regex.clone(),
+        };
         let c: Arc<dyn Collector> = match *name {
+            "cgroup" => Arc::new(cgroup::CgroupCollector::new(
+                paths.clone(),
+                f.cgroup_include_system,
+                shared.docker_meta.clone(),
+                shared.docker_stats.clone(),
+                allow,
+            )),
+            "docker" => match &shared.docker_meta {
+                Some(meta) => Arc::new(docker::DockerCollector::new(meta.clone(), allow)),
+                None => continue,
+            },
             "cpu" => Arc::new(cpu::CpuCollector::new(paths.clone())),
             "diskstats" => Arc::new(diskstats::DiskstatsCollector::new(
                 paths.clone(),

@@ -4,6 +4,7 @@
 //! so a series whose object is gone cannot linger. prometheus-client writes OpenMetrics 1.0; the
 //! Prometheus text format 0.0.4 is derived from it by [`to_text_004`].
 
+pub mod container;
 pub mod node;
 pub mod process;
 
@@ -121,6 +122,7 @@ impl Format {
 struct SnapshotView {
     snapshot: Arc<Snapshot>,
     selected: Arc<Vec<&'static str>>,
+    sources: Arc<Vec<(&'static str, bool)>>,
 }
 
 impl fmt::Debug for SnapshotView {
@@ -162,16 +164,31 @@ impl prometheus_client::collector::Collector for SnapshotView {
                 if run.output.is_some() { 1.0 } else { 0.0 },
             )?;
         }
+        if !self.sources.is_empty() {
+            let mut f = out.gauge(
+                "stevedore_source_up",
+                "Whether the background source (docker, docker_stats, kubernetes, kubelet) is connected.",
+            )?;
+            for (name, up) in self.sources.iter() {
+                f.sample(&[("source", name)], if *up { 1.0 } else { 0.0 })?;
+            }
+        }
         process::expose_self(&mut out)
     }
 }
 
 /// Renders the selected collectors of a snapshot in the requested format.
-pub fn render(snapshot: Arc<Snapshot>, selected: Vec<&'static str>, format: Format) -> String {
+pub fn render(
+    snapshot: Arc<Snapshot>,
+    selected: Vec<&'static str>,
+    format: Format,
+    sources: Vec<(&'static str, bool)>,
+) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotView {
         snapshot,
         selected: Arc::new(selected),
+        sources: Arc::new(sources),
     }));
     let mut buf = String::with_capacity(64 * 1024);
     // Writing into a String cannot fail; an Err here could only come from an Exposable's own fmt::Error,
@@ -189,6 +206,8 @@ pub fn render(snapshot: Arc<Snapshot>, selected: Vec<&'static str>, format: Form
 pub fn to_text_004(om: &str) -> String {
     let mut out = String::with_capacity(om.len());
     let mut pending_help: Option<&str> = None;
+    // Within a legacy counter family, the `_total` prometheus-client appends is removed again.
+    let mut strip_total: Option<String> = None;
     for line in om.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
@@ -199,7 +218,12 @@ pub fn to_text_004(om: &str) -> String {
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+            strip_total = None;
             let (name, kind): (Cow<str>, &str) = match kind {
+                "counter" if LEGACY_COUNTERS.contains(&name) => {
+                    strip_total = Some(format!("{name}_total"));
+                    (Cow::Borrowed(name), "counter")
+                }
                 "counter" => (Cow::Owned(format!("{name}_total")), "counter"),
                 "info" => (Cow::Owned(format!("{name}_info")), "gauge"),
                 "unknown" => (Cow::Borrowed(name), "untyped"),
@@ -220,11 +244,21 @@ pub fn to_text_004(om: &str) -> String {
             out.push('\n');
             continue;
         }
-        out.push_str(line);
+        match &strip_total {
+            Some(with_total) if line.starts_with(with_total.as_str()) => {
+                out.push_str(&line[..with_total.len() - "_total".len()]);
+                out.push_str(&line[with_total.len()..]);
+            }
+            _ => out.push_str(line),
+        }
         out.push('\n');
     }
     out
 }
+
+/// Counters that cAdvisor exposes without the `_total` suffix; the text format keeps their exact names
+/// (OpenMetrics requires the suffix, so there they have it).
+const LEGACY_COUNTERS: &[&str] = &["container_memory_failcnt"];
 
 #[cfg(test)]
 mod tests {
@@ -239,6 +273,18 @@ mod tests {
             t,
             "# HELP a_seconds_total Some help.\n# TYPE a_seconds_total counter\na_seconds_total{x=\"1\"} 2.0\n\
              # HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
+    }
+
+    #[test]
+    fn legacy_counter_keeps_its_name_in_text_004() {
+        let om = "# HELP container_memory_failcnt Number of memory usage hits limits\n\
+                  # TYPE container_memory_failcnt counter\n\
+                  container_memory_failcnt_total{id=\"/\"} 0.0\n# EOF\n";
+        assert_eq!(
+            to_text_004(om),
+            "# HELP container_memory_failcnt Number of memory usage hits limits\n\
+             # TYPE container_memory_failcnt counter\ncontainer_memory_failcnt{id=\"/\"} 0.0\n"
         );
     }
 

@@ -1,0 +1,172 @@
+//! cgroup layout detection (v1, hybrid, v2) from the tree under `--path.sysfs` alone, discovery of container,
+//! pod and root cgroups, and the v1 / v2 readers that turn a cgroup's files into typed [`CgroupStats`].
+//! Nothing here talks to a container runtime: identity comes from the paths.
+
+pub mod classify;
+pub mod stats;
+pub mod v1;
+pub mod v2;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use classify::{Kind, Runtime, classify};
+pub use stats::*;
+
+/// Controllers Stevedore reads on v1.
+pub const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+
+/// How cgroups are mounted, as seen in `<sysfs>/fs/cgroup`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// One hierarchy per controller (or combined, e.g. `cpu,cpuacct`); `hybrid` when a controller-less v2
+    /// hierarchy is mounted beside them at `unified/`.
+    V1 { controllers: BTreeMap<String, PathBuf>, hybrid: bool },
+    /// The unified hierarchy.
+    V2 { root: PathBuf },
+}
+
+impl Layout {
+    /// Detects the layout below `cgroup_root` (normally `<sysfs>/fs/cgroup`), from the files alone.
+    pub fn detect(cgroup_root: &Path) -> Result<Layout, String> {
+        if cgroup_root.join("cgroup.controllers").is_file() {
+            return Ok(Layout::V2 { root: cgroup_root.to_path_buf() });
+        }
+        let entries = std::fs::read_dir(cgroup_root).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (mount the host's /sys and set --path.sysfs, e.g. --path.sysfs=/host/sys)",
+                cgroup_root.display()
+            )
+        })?;
+        let mut controllers = BTreeMap::new();
+        let mut names: Vec<(String, PathBuf)> = entries
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        // Real folders first, so `cpu,cpuacct` wins over the `cpu` and `cpuacct` links that point at it.
+        names.sort_by_key(|(_, p)| p.is_symlink());
+        for (name, path) in names {
+            if !path.is_dir() {
+                continue;
+            }
+            for c in name.split(',') {
+                if V1_CONTROLLERS.contains(&c) {
+                    controllers.entry(c.to_string()).or_insert_with(|| path.clone());
+                }
+            }
+        }
+        if controllers.is_empty() && has_v2_below(cgroup_root, 4) {
+            // A unified tree whose root files are not there (a tree copied from a host, a cgroup namespace):
+            // the cgroups below still are.
+            return Ok(Layout::V2 { root: cgroup_root.to_path_buf() });
+        }
+        if controllers.is_empty() {
+            return Err(format!(
+                "no cgroup hierarchy found under {} (neither cgroup.controllers for v2 nor cpu/cpuacct/memory \
+                 folders for v1); set --path.sysfs to the host's /sys",
+                cgroup_root.display()
+            ));
+        }
+        let hybrid = cgroup_root.join("unified/cgroup.controllers").is_file();
+        Ok(Layout::V1 { controllers, hybrid })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::V1 { hybrid: false, .. } => "v1",
+            Layout::V1 { hybrid: true, .. } => "hybrid",
+            Layout::V2 { .. } => "v2",
+        }
+    }
+
+    /// The hierarchy that is walked to find cgroups.
+    fn walk_root(&self) -> Option<&Path> {
+        match self {
+            Layout::V2 { root } => Some(root),
+            Layout::V1 { controllers, .. } => ["memory", "cpuacct", "cpu", "pids", "blkio"]
+                .iter()
+                .find_map(|c| controllers.get(*c))
+                .map(PathBuf::as_path),
+        }
+    }
+
+    /// Reads one cgroup (`rel` is its path relative to the hierarchy roots, `/` for the root).
+    pub fn read(&self, rel: &str, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
+        match self {
+            Layout::V1 { controllers, .. } => v1::read(controllers, rel, buf),
+            Layout::V2 { root } => v2::read(&join(root, rel), is_root, buf),
+        }
+    }
+
+    /// The pids in a cgroup (cgroup.procs), for process, fd and network figures.
+    pub fn procs(&self, rel: &str, buf: &mut Vec<u8>) -> Vec<u32> {
+        let dir = match self {
+            Layout::V2 { root } => join(root, rel),
+            Layout::V1 { controllers, .. } => match ["pids", "memory", "cpuacct", "cpu"].iter().find_map(|c| controllers.get(*c)) {
+                Some(r) => join(r, rel),
+                None => return Vec::new(),
+            },
+        };
+        match stats::read_into(&dir.join("cgroup.procs"), buf) {
+            Some(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Whether some folder within `depth` levels below `dir` holds `cgroup.controllers`.
+fn has_v2_below(dir: &Path, depth: usize) -> bool {
+    if dir.join("cgroup.controllers").is_file() {
+        return true;
+    }
+    depth > 0
+        && std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && has_v2_below(&e.path(), depth - 1))
+        })
+}
+
+/// `root` joined with a cgroup path such as `/docker/abc` (`/` is the root itself).
+pub fn join(root: &Path, rel: &str) -> PathBuf {
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() { root.to_path_buf() } else { root.join(rel) }
+}
+
+/// One cgroup that will be reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// Path relative to the hierarchy root: the `id` label (`/` for the root cgroup).
+    pub path: String,
+    pub kind: Kind,
+}
+
+/// Walks the hierarchy and returns the root, pod and container cgroups (and, with `include_system`,
+/// every other cgroup). Container cgroups are not descended into: what a container makes inside its own
+/// cgroup is its business. The walk never follows links and stops at depth 16.
+pub fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, String> {
+    let root = layout.walk_root().ok_or("no hierarchy to walk")?;
+    let mut out = vec![Found { path: "/".to_string(), kind: Kind::Root }];
+    let mut stack: Vec<(PathBuf, String, usize)> = vec![(root.to_path_buf(), String::new(), 0)];
+    while let Some((dir, rel, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if !ft.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let child = format!("{rel}/{name}");
+            let kind = classify(&child);
+            let descend = !matches!(kind, Kind::Container { .. }) && depth < 16;
+            match &kind {
+                Kind::Container { .. } | Kind::Pod { .. } => out.push(Found { path: child.clone(), kind }),
+                Kind::System if include_system => out.push(Found { path: child.clone(), kind }),
+                _ => {}
+            }
+            if descend {
+                stack.push((e.path(), child, depth + 1));
+            }
+        }
+    }
+    out[1..].sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

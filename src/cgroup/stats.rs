@@ -1,0 +1,145 @@
+//! Typed samples of one cgroup. Everything the kernel may not give is an `Option`, so "omit, never zero"
+//! falls out of the types.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::collector::num;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuStats {
+    pub usage_seconds: Option<f64>,
+    pub user_seconds: Option<f64>,
+    pub system_seconds: Option<f64>,
+    pub periods: Option<f64>,
+    pub throttled_periods: Option<f64>,
+    pub throttled_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryStats {
+    pub usage: Option<f64>,
+    pub working_set: Option<f64>,
+    pub rss: Option<f64>,
+    pub cache: Option<f64>,
+    pub mapped_file: Option<f64>,
+    pub swap: Option<f64>,
+    pub max_usage: Option<f64>,
+    pub failcnt: Option<f64>,
+    /// (container scope, hierarchy scope)
+    pub pgfault: Option<(f64, f64)>,
+    pub pgmajfault: Option<(f64, f64)>,
+    pub oom_kills: Option<f64>,
+}
+
+/// Limits and shares. Unlimited memory reads as 0, as cAdvisor reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecStats {
+    pub cpu_period: Option<f64>,
+    /// Only when a quota is set.
+    pub cpu_quota: Option<f64>,
+    pub cpu_shares: Option<f64>,
+    pub memory_limit: Option<f64>,
+    pub memory_reservation: Option<f64>,
+    pub memory_swap_limit: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlkioDevice {
+    pub major: u32,
+    pub minor: u32,
+    pub read_bytes: Option<f64>,
+    pub write_bytes: Option<f64>,
+    pub reads: Option<f64>,
+    pub writes: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Psi {
+    pub some: Option<f64>,
+    pub full: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PressureStats {
+    pub cpu: Psi,
+    pub memory: Psi,
+    pub io: Psi,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PidsStats {
+    pub current: Option<f64>,
+    /// `max` (no limit) reads as 0, as cAdvisor reports it.
+    pub max: Option<f64>,
+}
+
+/// Everything read from one cgroup's files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CgroupStats {
+    pub cpu: Option<CpuStats>,
+    pub memory: Option<MemoryStats>,
+    pub spec: SpecStats,
+    pub blkio: Vec<BlkioDevice>,
+    pub pids: Option<PidsStats>,
+    pub pressure: Option<PressureStats>,
+}
+
+/// Reads a small file into `buf` (reused between reads) and returns it as text; `None` if it cannot be
+/// read (the cgroup vanished, the controller is absent) or is not UTF-8.
+pub fn read_into<'a>(path: &Path, buf: &'a mut Vec<u8>) -> Option<&'a str> {
+    buf.clear();
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_to_end(buf).ok()?;
+    std::str::from_utf8(buf).ok()
+}
+
+/// A file holding one number.
+pub fn read_num(path: &Path, buf: &mut Vec<u8>) -> Option<f64> {
+    num(read_into(path, buf)?.trim())
+}
+
+/// `key value` lines (memory.stat, cpu.stat, memory.events) as pairs.
+pub fn flat_keyed(text: &str) -> impl Iterator<Item = (&str, f64)> {
+    text.lines().filter_map(|l| {
+        let mut f = l.split_whitespace();
+        let k = f.next()?;
+        let v = num(f.next()?)?;
+        Some((k, v))
+    })
+}
+
+pub fn get(text: &str, key: &str) -> Option<f64> {
+    flat_keyed(text).find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+/// Parses a PSI file (`some ... total=<µs>` / `full ... total=<µs>`) into seconds.
+pub fn parse_psi(text: &str) -> Option<Psi> {
+    let mut psi = Psi::default();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let kind = f.next()?;
+        let total = f.find_map(|kv| kv.strip_prefix("total=")).and_then(num)? / 1e6;
+        match kind {
+            "some" => psi.some = Some(total),
+            "full" => psi.full = Some(total),
+            _ => {}
+        }
+    }
+    psi.some.map(|_| psi)
+}
+
+/// usage − inactive file, never below 0 (cAdvisor's working set).
+pub fn working_set(usage: Option<f64>, inactive_file: Option<f64>) -> Option<f64> {
+    let u = usage?;
+    Some(match inactive_file {
+        Some(i) if i < u => u - i,
+        Some(_) => 0.0,
+        None => u,
+    })
+}
+
+/// Memory limits above 2^62 are the kernel's "unlimited" (v1 prints 9223372036854771712); report 0.
+pub fn limit(v: Option<f64>) -> Option<f64> {
+    v.map(|x| if x >= 4611686018427387904.0 { 0.0 } else { x })
+}

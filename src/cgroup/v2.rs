@@ -1,0 +1,143 @@
+//! cgroup v2 readers: one folder per cgroup in the unified hierarchy.
+
+use std::path::Path;
+
+use super::stats::*;
+use crate::collector::num;
+
+pub fn read(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
+    let mut s = CgroupStats::default();
+    if let Some(text) = read_into(&dir.join("cpu.stat"), buf) {
+        s.cpu = Some(parse_cpu_stat(text));
+    }
+    if let Some(text) = read_into(&dir.join("cpu.max"), buf) {
+        let (quota, period) = parse_cpu_max(text);
+        s.spec.cpu_quota = quota;
+        s.spec.cpu_period = period;
+    }
+    if s.spec.cpu_quota.is_none()
+        && let Some(c) = s.cpu.as_mut()
+    {
+        c.periods = None;
+        c.throttled_periods = None;
+        c.throttled_seconds = None;
+    }
+    s.spec.cpu_shares = read_num(&dir.join("cpu.weight"), buf).map(weight_to_shares);
+    s.memory = read_memory(dir, is_root, buf);
+    if s.memory.is_some() || !is_root {
+        let max = |name: &str, buf: &mut Vec<u8>| {
+            read_into(&dir.join(name), buf).map(str::trim).and_then(|v| if v == "max" { Some(0.0) } else { num(v) })
+        };
+        s.spec.memory_limit = limit(max("memory.max", buf));
+        s.spec.memory_reservation = limit(max("memory.min", buf));
+        s.spec.memory_swap_limit = limit(max("memory.swap.max", buf));
+    }
+    if let Some(text) = read_into(&dir.join("io.stat"), buf) {
+        s.blkio = parse_io_stat(text);
+    }
+    if let Some(current) = read_num(&dir.join("pids.current"), buf) {
+        let max = read_into(&dir.join("pids.max"), buf).map(str::trim).and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
+        s.pids = Some(PidsStats { current: Some(current), max });
+    }
+    let psi = |name: &str, buf: &mut Vec<u8>| read_into(&dir.join(name), buf).and_then(parse_psi);
+    let (cpu, memory, io) = (psi("cpu.pressure", buf), psi("memory.pressure", buf), psi("io.pressure", buf));
+    if cpu.is_some() || memory.is_some() || io.is_some() {
+        s.pressure = Some(PressureStats {
+            cpu: cpu.unwrap_or_default(),
+            memory: memory.unwrap_or_default(),
+            io: io.unwrap_or_default(),
+        });
+    }
+    s
+}
+
+pub fn parse_cpu_stat(text: &str) -> CpuStats {
+    let us = |k: &str| get(text, k).map(|v| v / 1e6);
+    CpuStats {
+        usage_seconds: us("usage_usec"),
+        user_seconds: us("user_usec"),
+        system_seconds: us("system_usec"),
+        periods: get(text, "nr_periods"),
+        throttled_periods: get(text, "nr_throttled"),
+        throttled_seconds: us("throttled_usec"),
+    }
+}
+
+/// `cpu.max`: `<quota|max> <period>` in µs → (quota when set, period).
+pub fn parse_cpu_max(text: &str) -> (Option<f64>, Option<f64>) {
+    let mut f = text.split_whitespace();
+    let quota = f.next().and_then(num).filter(|q| *q > 0.0);
+    let period = f.next().and_then(num);
+    (quota, period)
+}
+
+/// cgroup v2 cpu.weight (1..10000) back to v1 cpu.shares (2..262144), the inverse of the conversion
+/// runc and the kubelet use (`weight = 1 + (shares - 2) * 9999 / 262142`).
+pub fn weight_to_shares(weight: f64) -> f64 {
+    (2.0 + (weight - 1.0) * 262142.0 / 9999.0).round()
+}
+
+pub fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
+    let pg = |k: &str| get(stat, k).map(|v| (v, v));
+    MemoryStats {
+        usage,
+        working_set: working_set(usage, get(stat, "inactive_file")),
+        rss: get(stat, "anon"),
+        cache: get(stat, "file"),
+        mapped_file: get(stat, "file_mapped"),
+        pgfault: pg("pgfault"),
+        pgmajfault: pg("pgmajfault"),
+        ..Default::default()
+    }
+}
+
+fn read_memory(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> Option<MemoryStats> {
+    // The root cgroup has no memory.current: the node's usage is not a cgroup figure there.
+    let usage = read_num(&dir.join("memory.current"), buf);
+    if usage.is_none() && !is_root {
+        return None;
+    }
+    let mut m = match read_into(&dir.join("memory.stat"), buf) {
+        Some(stat) => parse_memory(usage, stat),
+        None if usage.is_some() => MemoryStats { usage, working_set: usage, ..Default::default() },
+        None => return None,
+    };
+    m.swap = read_num(&dir.join("memory.swap.current"), buf);
+    m.max_usage = read_num(&dir.join("memory.peak"), buf);
+    m.oom_kills = read_into(&dir.join("memory.events"), buf).and_then(|t| get(t, "oom_kill"));
+    Some(m)
+}
+
+/// Parses io.stat: `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. ...`. Some kernels print several device
+/// ids without stats on one line (`7:7 7:6 8:0 rbytes=...`): the stats belong to the last id.
+pub fn parse_io_stat(text: &str) -> Vec<BlkioDevice> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut dev: Option<(u32, u32)> = None;
+        let mut d = BlkioDevice::default();
+        let mut any = false;
+        for tok in line.split_whitespace() {
+            if let Some((k, v)) = tok.split_once('=') {
+                let v = num(v);
+                match k {
+                    "rbytes" => d.read_bytes = v,
+                    "wbytes" => d.write_bytes = v,
+                    "rios" => d.reads = v,
+                    "wios" => d.writes = v,
+                    _ => continue,
+                }
+                any = true;
+            } else if let Some((maj, min)) = tok.split_once(':')
+                && let (Ok(maj), Ok(min)) = (maj.parse(), min.parse())
+            {
+                dev = Some((maj, min));
+            }
+        }
+        if let (Some((major, minor)), true) = (dev, any) {
+            d.major = major;
+            d.minor = minor;
+            out.push(d);
+        }
+    }
+    out
+}

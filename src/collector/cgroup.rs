@@ -1,0 +1,346 @@
+//! `cgroup`: usage of every container, pod and the root cgroup, read from the kernel's cgroup files at
+//! scrape time (v1, hybrid or v2), joined with the identity the runtime sources keep in the background.
+//! Processes, file descriptors and sockets come from /proc/<pid> of the cgroup's processes; network from
+//! /proc/<pid>/net/dev of one process per network namespace.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Paths, netdev, num, read};
+use crate::cgroup::{self, CgroupStats, Found, Kind, Layout, stats::read_into};
+use crate::expose::Exposable;
+use crate::identity::{self, Identity, LabelAllowlist};
+use crate::scrape::{CollectError, Collector};
+use crate::source::MetaStore;
+use crate::source::docker::StatsCache;
+
+/// Interfaces never reported for a container (cAdvisor's list): loopback and the host ends of bridges.
+const SKIP_INTERFACES: [&str; 4] = ["lo", "veth", "docker", "nerdctl"];
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcStats {
+    pub processes: f64,
+    pub file_descriptors: f64,
+    pub sockets: f64,
+}
+
+/// One reported cgroup.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerEntry {
+    pub identity: Identity,
+    pub stats: CgroupStats,
+    pub procs: Option<ProcStats>,
+    /// (interface, [rx_bytes, rx_packets, rx_dropped, rx_errors, tx_bytes, tx_packets, tx_dropped, tx_errors])
+    pub network: Vec<(String, [f64; 8])>,
+    /// Block device names by (major, minor), for the blkio entries.
+    pub devices: Vec<String>,
+    pub start_time: Option<f64>,
+    /// Docker health: 1 healthy, 0 unhealthy or starting, -1 no health check.
+    pub health: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainersSample {
+    /// Allowlisted runtime-label columns: (metric label name, runtime key).
+    pub columns: Vec<(String, String)>,
+    pub entries: Vec<ContainerEntry>,
+    pub now: f64,
+}
+
+pub struct CgroupCollector {
+    paths: Paths,
+    include_system: bool,
+    meta: Option<Arc<MetaStore>>,
+    stats_cache: Option<Arc<StatsCache>>,
+    allow: LabelAllowlist,
+    layout: Mutex<Option<Layout>>,
+    threads: usize,
+}
+
+impl CgroupCollector {
+    pub fn new(
+        paths: Paths,
+        include_system: bool,
+        meta: Option<Arc<MetaStore>>,
+        stats_cache: Option<Arc<StatsCache>>,
+        allow: LabelAllowlist,
+    ) -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+        CgroupCollector { paths, include_system, meta, stats_cache, allow, layout: Mutex::new(None), threads }
+    }
+
+    /// The cgroup layout, detected on first use and again after a failure.
+    pub fn layout(&self) -> Result<Layout, String> {
+        let mut l = self.layout.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(layout) = l.as_ref() {
+            return Ok(layout.clone());
+        }
+        let layout = Layout::detect(&self.paths.sys("fs/cgroup"))?;
+        tracing::info!(layout = layout.name(), "cgroup layout detected");
+        *l = Some(layout.clone());
+        Ok(layout)
+    }
+
+    fn forget_layout(&self) {
+        *self.layout.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// major:minor → device name, from /proc/diskstats (partitions included).
+fn device_names(paths: &Paths) -> HashMap<(u32, u32), String> {
+    let mut m = HashMap::new();
+    if let Ok(text) = read(&paths.proc("diskstats")) {
+        for line in text.lines() {
+            let mut f = line.split_whitespace();
+            if let (Some(maj), Some(min), Some(name)) = (f.next(), f.next(), f.next())
+                && let (Ok(maj), Ok(min)) = (maj.parse(), min.parse())
+            {
+                m.insert((maj, min), name.to_string());
+            }
+        }
+    }
+    m
+}
+
+/// Processes, fds and sockets of a set of pids. A pid that exits meanwhile is simply not counted.
+fn proc_stats(paths: &Paths, pids: &[u32]) -> ProcStats {
+    let mut s = ProcStats { processes: pids.len() as f64, ..Default::default() };
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(paths.proc(&format!("{pid}/fd"))) else { continue };
+        for fd in fds.flatten() {
+            s.file_descriptors += 1.0;
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str().as_encoded_bytes().starts_with(b"socket:")) {
+                s.sockets += 1.0;
+            }
+        }
+    }
+    s
+}
+
+fn netns(paths: &Paths, pid: u32) -> Option<String> {
+    std::fs::read_link(paths.proc(&format!("{pid}/ns/net"))).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// A process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
+fn start_ticks(paths: &Paths, pid: u32, buf: &mut Vec<u8>) -> Option<f64> {
+    let text = read_into(&paths.proc(&format!("{pid}/stat")), buf)?;
+    let after = &text[text.rfind(')')? + 2..];
+    num(after.split_whitespace().nth(19)?)
+}
+
+fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
+    let Ok(text) = read(&paths.proc(&format!("{pid}/net/dev"))) else { return Vec::new() };
+    let Ok(devs) = netdev::parse(&text) else { return Vec::new() };
+    devs.into_iter()
+        .filter(|d| !SKIP_INTERFACES.iter().any(|p| d.device.starts_with(p)))
+        .map(|d| {
+            let v = d.values;
+            // /proc/net/dev: rx bytes packets errs drop ... tx bytes packets errs drop ...
+            (d.device, [v[0], v[1], v[3], v[2], v[8], v[9], v[11], v[10]])
+        })
+        .collect()
+}
+
+/// What one worker reads for one cgroup.
+struct Raw {
+    found: Found,
+    stats: CgroupStats,
+    pids: Vec<u32>,
+    netns: Option<String>,
+    start: Option<f64>,
+    procs: Option<ProcStats>,
+}
+
+impl CgroupCollector {
+    fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Vec<Raw> {
+        let chunk = found.len().div_ceil(self.threads).max(1);
+        let mut chunks: Vec<Vec<Found>> = Vec::new();
+        let mut it = found.into_iter().peekable();
+        while it.peek().is_some() {
+            chunks.push(it.by_ref().take(chunk).collect());
+        }
+        let paths = &self.paths;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut buf = Vec::with_capacity(4096);
+                        part.into_iter()
+                            .map(|f| {
+                                let is_root = f.kind == Kind::Root;
+                                let stats = layout.read(&f.path, is_root, &mut buf);
+                                let pids = if is_root { Vec::new() } else { layout.procs(&f.path, &mut buf) };
+                                let first = pids.first().copied();
+                                let netns = first.and_then(|p| netns(paths, p));
+                                let start = first.and_then(|p| start_ticks(paths, p, &mut buf));
+                                let procs = (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids));
+                                Raw { found: f, stats, pids, netns, start, procs }
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        })
+    }
+
+    fn from_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
+        let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
+        let raws = self.read_all(layout, found);
+        let devices = device_names(&self.paths);
+        let host_netns = netns(&self.paths, 1);
+
+        // One container per network namespace carries its traffic: the one started first (a pod's sandbox,
+        // or the container whose namespace others joined). Host-network containers carry none: their
+        // traffic is the node's.
+        let mut owner: HashMap<&str, (f64, usize)> = HashMap::new();
+        for (i, r) in raws.iter().enumerate() {
+            if !matches!(r.found.kind, Kind::Container { .. }) {
+                continue;
+            }
+            if let (Some(ns), Some(start)) = (r.netns.as_deref(), r.start)
+                && Some(ns) != host_netns.as_deref()
+            {
+                let e = owner.entry(ns).or_insert((start, i));
+                if start < e.0 {
+                    *e = (start, i);
+                }
+            }
+        }
+        let owners: std::collections::HashSet<usize> = owner.values().map(|(_, i)| *i).collect();
+
+        let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
+        let columns = self.allow.columns(metas.values().map(|m| &**m));
+        let mut pods: HashMap<&str, (&str, &str)> = HashMap::new();
+        for m in metas.values() {
+            let uid = m.label(identity::POD_UID);
+            if !uid.is_empty() {
+                pods.insert(uid, (m.label(identity::POD_NAME), m.label(identity::POD_NAMESPACE)));
+            }
+        }
+
+        let mut entries = Vec::with_capacity(raws.len());
+        for (i, r) in raws.iter().enumerate() {
+            let is_root = r.found.kind == Kind::Root;
+            // A cgroup that vanished between discovery and reading has no figures: it is not reported.
+            if !is_root && r.stats.cpu.is_none() && r.stats.memory.is_none() {
+                continue;
+            }
+            let mut entry = ContainerEntry { stats: r.stats.clone(), procs: r.procs.clone(), ..Default::default() };
+            entry.identity = match &r.found.kind {
+                Kind::Container { id, .. } => match metas.get(id) {
+                    Some(meta) => {
+                        entry.start_time = meta.started_at;
+                        entry.health = Some(match meta.health.as_deref() {
+                            Some("healthy") => 1.0,
+                            Some(_) => 0.0,
+                            None => -1.0,
+                        });
+                        Identity::from_meta(r.found.path.clone(), meta, &columns)
+                    }
+                    None => Identity::bare(r.found.path.clone(), columns.len()),
+                },
+                Kind::Pod { uid, .. } => {
+                    let mut id = Identity::bare(r.found.path.clone(), columns.len());
+                    if let Some((pod, ns)) = pods.get(uid.as_str()) {
+                        id.pod = pod.to_string();
+                        id.namespace = ns.to_string();
+                    }
+                    id
+                }
+                _ => Identity::bare(r.found.path.clone(), columns.len()),
+            };
+            if is_root {
+                root_memory(&self.paths, &mut entry.stats);
+                entry.network = network_of(&self.paths, 1);
+            } else if owners.contains(&i)
+                && let Some(pid) = r.pids.first()
+            {
+                entry.network = network_of(&self.paths, *pid);
+            }
+            entry.devices = entry
+                .stats
+                .blkio
+                .iter()
+                .map(|d| devices.get(&(d.major, d.minor)).cloned().unwrap_or_else(|| format!("{}:{}", d.major, d.minor)))
+                .collect();
+            entries.push(entry);
+        }
+        Ok(ContainersSample { columns, entries, now: now() })
+    }
+
+    /// Stats mode: figures from the Docker stats API cache (cgroups not readable here).
+    fn from_stats_api(&self, cache: &StatsCache) -> ContainersSample {
+        let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
+        let columns = self.allow.columns(metas.values().map(|m| &**m));
+        let stats = cache.snapshot();
+        let mut entries: Vec<ContainerEntry> = stats
+            .iter()
+            .filter_map(|(id, s)| {
+                let meta = metas.get(id)?;
+                let path = meta.cgroup_path.clone().unwrap_or_else(|| format!("/docker/{id}"));
+                Some(ContainerEntry {
+                    identity: Identity::from_meta(path, meta, &columns),
+                    stats: s.stats.clone(),
+                    network: s.network.clone(),
+                    devices: s.stats.blkio.iter().map(|d| format!("{}:{}", d.major, d.minor)).collect(),
+                    start_time: meta.started_at,
+                    health: Some(match meta.health.as_deref() {
+                        Some("healthy") => 1.0,
+                        Some(_) => 0.0,
+                        None => -1.0,
+                    }),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
+        ContainersSample { columns, entries, now: now() }
+    }
+}
+
+/// The root cgroup as cAdvisor reports it: its memory limit is the machine's memory, and on v2 (no
+/// memory.current at the root) its usage is what /proc/meminfo counts as used (MemTotal − MemFree).
+fn root_memory(paths: &Paths, stats: &mut CgroupStats) {
+    let Ok(text) = read(&paths.proc("meminfo")) else { return };
+    let Ok(mem) = super::meminfo::parse(&text) else { return };
+    let total = mem.get("MemTotal_bytes");
+    if matches!(stats.spec.memory_limit, None | Some(0.0)) && total.is_some() {
+        stats.spec.memory_limit = total;
+    }
+    if let Some(m) = stats.memory.as_mut()
+        && m.usage.is_none()
+        && let (Some(t), Some(free)) = (total, mem.get("MemFree_bytes"))
+    {
+        let usage = t - free;
+        m.usage = Some(usage);
+        m.working_set = crate::cgroup::working_set(Some(usage), mem.get("Inactive_file_bytes"));
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Collector for CgroupCollector {
+    fn name(&self) -> &'static str {
+        "cgroup"
+    }
+
+    fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+        match self.layout() {
+            Ok(layout) => match self.from_cgroups(&layout) {
+                Ok(s) => Ok(Box::new(s)),
+                Err(e) => {
+                    self.forget_layout();
+                    Err(e)
+                }
+            },
+            Err(e) => match &self.stats_cache {
+                Some(cache) => Ok(Box::new(self.from_stats_api(cache))),
+                None => Err(CollectError::Other(e)),
+            },
+        }
+    }
+}

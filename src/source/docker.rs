@@ -1,0 +1,384 @@
+//! The Docker Engine API through bollard: list and inspect at start, then the events stream keeps the
+//! identity cache current. Runs in the background; nothing on the scrape path calls Docker.
+//!
+//! When the daemon is down or restarts, the cache keeps what it knew (cgroup metrics keep their names),
+//! `stevedore_source_up{source="docker"}` is 0, and the source reconnects with backoff. On reconnect it
+//! lists again and resumes the events from the moment it listed, so no change is missed. Each state change
+//! is logged once.
+//!
+//! In stats mode (cgroups not readable: Docker Desktop, a remote daemon) a poller also asks the stats API
+//! (`one-shot`, bounded concurrency, a timeout per container) in the background.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::Docker;
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions, StatsOptions};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+
+use super::{ContainerMeta, MetaStore};
+use crate::cgroup::{BlkioDevice, CgroupStats, CpuStats, MemoryStats, PidsStats, SpecStats, working_set};
+
+/// Settings of the Docker source.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `unix:///path`, `tcp://host:port` or `http://...`; `None`: DOCKER_HOST, else the local socket.
+    pub host: Option<String>,
+    /// Poll the stats API (fallback when cgroups are not readable).
+    pub stats_mode: bool,
+    pub stats_interval: Duration,
+    pub stats_concurrency: usize,
+    pub stats_timeout: Duration,
+}
+
+/// One container's figures from the stats API (fallback mode).
+#[derive(Debug, Clone, Default)]
+pub struct StatsSample {
+    pub stats: CgroupStats,
+    /// (interface, [rx_bytes, rx_packets, rx_dropped, rx_errors, tx_bytes, tx_packets, tx_dropped, tx_errors])
+    pub network: Vec<(String, [f64; 8])>,
+}
+
+/// Latest stats-API figures by container id.
+#[derive(Debug, Default)]
+pub struct StatsCache {
+    map: std::sync::RwLock<Arc<HashMap<String, Arc<StatsSample>>>>,
+}
+
+impl StatsCache {
+    pub fn snapshot(&self) -> Arc<HashMap<String, Arc<StatsSample>>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn replace(&self, m: HashMap<String, Arc<StatsSample>>) {
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+    }
+}
+
+fn connect(host: &Option<String>) -> Result<Docker, bollard::errors::Error> {
+    match host.as_deref() {
+        None | Some("") => Docker::connect_with_defaults(),
+        Some(h) if h.starts_with("unix://") || h.starts_with('/') => {
+            let path = h.trim_start_matches("unix://");
+            Docker::connect_with_unix(path, 30, bollard::API_DEFAULT_VERSION)
+        }
+        Some(h) => Docker::connect_with_http(h.trim_start_matches("tcp://"), 30, bollard::API_DEFAULT_VERSION),
+    }
+}
+
+/// RFC 3339 time from the Docker API as Unix seconds; Docker's zero time (never started) is `None`.
+pub fn parse_time(s: &str) -> Option<f64> {
+    if s.is_empty() || s.starts_with("0001-01-01") {
+        return None;
+    }
+    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok().or_else(|| humantime::parse_rfc3339(s).ok())?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice` (how systemd nests slices).
+fn expand_slice(slice: &str) -> String {
+    let stem = slice.trim_end_matches(".slice");
+    let mut out = String::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        out.push('/');
+        out.push_str(&prefix);
+        out.push_str(".slice");
+    }
+    out
+}
+
+/// The cgroup path Docker gives a container, from the cgroup driver and the container's cgroup parent.
+pub fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
+    if driver == "systemd" {
+        let slice = if parent.is_empty() { "system.slice" } else { parent };
+        format!("{}/docker-{id}.scope", expand_slice(slice))
+    } else {
+        let parent = if parent.is_empty() { "/docker" } else { parent };
+        format!("/{}/{id}", parent.trim_matches('/'))
+    }
+}
+
+fn meta_from_inspect(c: bollard::models::ContainerInspectResponse, driver: &str) -> Option<ContainerMeta> {
+    let id = c.id?;
+    let state = c.state.unwrap_or_default();
+    let config = c.config.unwrap_or_default();
+    let parent = c.host_config.and_then(|h| h.cgroup_parent).unwrap_or_default();
+    let health = state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
+    Some(ContainerMeta {
+        cgroup_path: Some(cgroup_path(driver, &parent, &id)),
+        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        image: config.image.unwrap_or_default(),
+        labels: config.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+        state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        health,
+        restart_count: c.restart_count.unwrap_or(0).max(0) as u64,
+        started_at: state.started_at.as_deref().and_then(parse_time),
+        id,
+    })
+}
+
+/// Starts the background task(s). `up` is the `stevedore_source_up{source="docker"}` flag.
+pub fn spawn(config: Config, store: Arc<MetaStore>, up: Arc<AtomicBool>, stats: Option<(Arc<StatsCache>, Arc<AtomicBool>)>) {
+    let cfg = config.clone();
+    tokio::spawn(run_identity(config, store.clone(), up));
+    if let Some((cache, stats_up)) = stats {
+        tokio::spawn(run_stats(cfg, store, cache, stats_up));
+    }
+}
+
+/// Keeps the identity cache current for as long as the process runs.
+async fn run_identity(config: Config, store: Arc<MetaStore>, up: Arc<AtomicBool>) {
+    let mut backoff = Duration::from_millis(500);
+    let mut last_error: Option<String> = None;
+    loop {
+        match sync_and_follow(&config, &store, &up).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(500);
+                if up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("docker events stream ended; reconnecting (container names are kept meanwhile)");
+                }
+                last_error = None;
+            }
+            Err(e) => {
+                let was_up = up.swap(false, Ordering::Relaxed);
+                if was_up || last_error.is_none() {
+                    tracing::error!(
+                        error = %e,
+                        host = config.host.as_deref().unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock"),
+                        "docker unreachable; cgroup metrics keep flowing with the names already known; \
+                         retrying with backoff (check --docker.host and that the socket is mounted and readable)"
+                    );
+                }
+                last_error = Some(e);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn sync_and_follow(config: &Config, store: &MetaStore, up: &AtomicBool) -> Result<(), String> {
+    let docker = connect(&config.host).map_err(|e| e.to_string())?;
+    let info = docker.info().await.map_err(|e| e.to_string())?;
+    let driver = info.cgroup_driver.map(|d| d.to_string()).unwrap_or_else(|| "cgroupfs".into());
+    // Events are asked for from just before the list, so nothing that happens in between is missed;
+    // replaying an event twice is harmless (each one re-inspects).
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs().saturating_sub(1)).unwrap_or(0);
+    let list = docker
+        .list_containers(Some(ListContainersOptions { all: true, ..Default::default() }))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut all = HashMap::new();
+    for c in list {
+        let Some(id) = c.id else { continue };
+        if let Ok(full) = docker.inspect_container(&id, None::<InspectContainerOptions>).await
+            && let Some(meta) = meta_from_inspect(full, &driver)
+        {
+            all.insert(meta.id.clone(), Arc::new(meta));
+        }
+    }
+    let n = all.len();
+    store.replace_all(all);
+    up.store(true, Ordering::Relaxed);
+    tracing::info!(containers = n, cgroup_driver = %driver, "docker connected; identity cache synced");
+
+    let mut filters = HashMap::new();
+    filters.insert("type".to_string(), vec!["container".to_string()]);
+    let mut events = docker.events(Some(EventsOptions {
+        since: Some(since.to_string()),
+        until: None,
+        filters: Some(filters),
+    }));
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|e| format!("events stream: {e}"))?;
+        let action = ev.action.unwrap_or_default();
+        let Some(id) = ev.actor.and_then(|a| a.id) else { continue };
+        if action.starts_with("exec_") || action == "attach" || action == "resize" || action == "top" || action == "export" {
+            continue;
+        }
+        if action == "destroy" {
+            store.remove(&id);
+            continue;
+        }
+        match docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+            Ok(full) => {
+                if let Some(meta) = meta_from_inspect(full, &driver) {
+                    store.upsert(meta);
+                }
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => store.remove(&id),
+            Err(e) => return Err(format!("inspect {id}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Converts one stats-API response into cgroup-like figures.
+pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
+    let mut s = CgroupStats::default();
+    if let Some(cpu) = r.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref()) {
+        s.cpu = Some(CpuStats {
+            usage_seconds: cpu.total_usage.map(|v| v as f64 / 1e9),
+            user_seconds: cpu.usage_in_usermode.map(|v| v as f64 / 1e9),
+            system_seconds: cpu.usage_in_kernelmode.map(|v| v as f64 / 1e9),
+            ..Default::default()
+        });
+    }
+    if let Some(m) = &r.memory_stats
+        && let Some(usage) = m.usage
+    {
+        let st = m.stats.clone().unwrap_or_default();
+        let g = |k: &str| st.get(k).map(|v| *v as f64);
+        let usage = Some(usage as f64);
+        // v1 daemons report total_* keys, v2 daemons the v2 names.
+        let inactive = g("total_inactive_file").or_else(|| g("inactive_file"));
+        s.memory = Some(MemoryStats {
+            usage,
+            working_set: working_set(usage, inactive),
+            rss: g("total_rss").or_else(|| g("rss")).or_else(|| g("anon")),
+            cache: g("total_cache").or_else(|| g("cache")).or_else(|| g("file")),
+            mapped_file: g("total_mapped_file").or_else(|| g("mapped_file")).or_else(|| g("file_mapped")),
+            max_usage: m.max_usage.map(|v| v as f64),
+            failcnt: m.failcnt.map(|v| v as f64),
+            ..Default::default()
+        });
+        s.spec = SpecStats { memory_limit: m.limit.map(|v| v as f64), ..Default::default() };
+    }
+    if let Some(p) = &r.pids_stats {
+        s.pids = Some(PidsStats { current: p.current.map(|v| v as f64), max: p.limit.map(|v| v as f64) });
+    }
+    if let Some(b) = &r.blkio_stats {
+        let mut devices: Vec<BlkioDevice> = Vec::new();
+        let mut add = |entries: &Option<Vec<bollard::models::ContainerBlkioStatEntry>>, bytes: bool| {
+            for e in entries.iter().flatten() {
+                let (Some(maj), Some(min), Some(op), Some(v)) = (e.major, e.minor, e.op.as_deref(), e.value) else { continue };
+                let (maj, min) = (maj as u32, min as u32);
+                let i = match devices.iter().position(|d| d.major == maj && d.minor == min) {
+                    Some(i) => i,
+                    None => {
+                        devices.push(BlkioDevice { major: maj, minor: min, ..Default::default() });
+                        devices.len() - 1
+                    }
+                };
+                let d = &mut devices[i];
+                match (op.to_ascii_lowercase().as_str(), bytes) {
+                    ("read", true) => d.read_bytes = Some(v as f64),
+                    ("write", true) => d.write_bytes = Some(v as f64),
+                    ("read", false) => d.reads = Some(v as f64),
+                    ("write", false) => d.writes = Some(v as f64),
+                    _ => {}
+                }
+            }
+        };
+        add(&b.io_service_bytes_recursive, true);
+        add(&b.io_serviced_recursive, false);
+        s.blkio = devices;
+    }
+    let mut network: Vec<(String, [f64; 8])> = r
+        .networks
+        .iter()
+        .flatten()
+        .map(|(name, n)| {
+            let v = |x: Option<u64>| x.unwrap_or(0) as f64;
+            (
+                name.clone(),
+                [
+                    v(n.rx_bytes), v(n.rx_packets), v(n.rx_dropped), v(n.rx_errors),
+                    v(n.tx_bytes), v(n.tx_packets), v(n.tx_dropped), v(n.tx_errors),
+                ],
+            )
+        })
+        .collect();
+    network.sort_by(|a, b| a.0.cmp(&b.0));
+    StatsSample { stats: s, network }
+}
+
+/// Polls the stats API of every running container: one-shot, at most `stats_concurrency` at once, each
+/// bounded by `stats_timeout`. A container that does not answer in time keeps no figures this round.
+async fn run_stats(config: Config, store: Arc<MetaStore>, cache: Arc<StatsCache>, up: Arc<AtomicBool>) {
+    let sem = Arc::new(Semaphore::new(config.stats_concurrency.max(1)));
+    let mut failing = false;
+    loop {
+        match connect(&config.host) {
+            Ok(docker) => {
+                let running: Vec<String> = store
+                    .snapshot()
+                    .values()
+                    .filter(|m| m.state == "running")
+                    .map(|m| m.id.clone())
+                    .collect();
+                let mut tasks = tokio::task::JoinSet::new();
+                for id in running {
+                    let docker = docker.clone();
+                    let sem = sem.clone();
+                    let timeout = config.stats_timeout;
+                    tasks.spawn(async move {
+                        let _permit = sem.acquire_owned().await.ok()?;
+                        let opts = StatsOptions { stream: false, one_shot: true };
+                        let mut stream = docker.stats(&id, Some(opts));
+                        let r = tokio::time::timeout(timeout, stream.next()).await.ok()??.ok()?;
+                        Some((id, Arc::new(from_stats(&r))))
+                    });
+                }
+                let mut next = HashMap::new();
+                while let Some(j) = tasks.join_next().await {
+                    if let Ok(Some((id, s))) = j {
+                        next.insert(id, s);
+                    }
+                }
+                let ok = store.snapshot().values().all(|m| m.state != "running") || !next.is_empty();
+                cache.replace(next);
+                up.store(ok, Ordering::Relaxed);
+                if ok == failing {
+                    failing = !ok;
+                    if ok {
+                        tracing::info!("docker stats API answering again");
+                    } else {
+                        tracing::error!("docker stats API gave no figures for any running container");
+                    }
+                }
+            }
+            Err(e) => {
+                up.store(false, Ordering::Relaxed);
+                if !failing {
+                    tracing::error!(error = %e, "docker stats API unreachable (check --docker.host)");
+                    failing = true;
+                }
+            }
+        }
+        tokio::time::sleep(config.stats_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths() {
+        let id = "abc";
+        assert_eq!(cgroup_path("cgroupfs", "", id), "/docker/abc");
+        assert_eq!(cgroup_path("cgroupfs", "/kubepods/burstable/pod1", id), "/kubepods/burstable/pod1/abc");
+        assert_eq!(cgroup_path("systemd", "", id), "/system.slice/docker-abc.scope");
+        assert_eq!(
+            cgroup_path("systemd", "kubepods-burstable-pod1.slice", id),
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/docker-abc.scope"
+        );
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some(10.0));
+        let t = parse_time("2026-11-25T12:49:29.554101111Z").unwrap();
+        assert!((t - 1795610969.554101111).abs() < 1e-3, "{t}");
+        assert_eq!(parse_time(""), None);
+    }
+}
