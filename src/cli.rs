@@ -144,7 +144,10 @@ pub struct Flags {
 
     /// Report every cgroup (system.slice, user sessions, kubepods QoS levels), not only the root, pods and
     /// containers.
-    #[arg(long = "collector.cgroup.include-system", env = "STEVEDORE_COLLECTOR_CGROUP_INCLUDE_SYSTEM")]
+    #[arg(
+        long = "collector.cgroup.include-system",
+        env = "STEVEDORE_COLLECTOR_CGROUP_INCLUDE_SYSTEM"
+    )]
     pub cgroup_include_system: bool,
 
     /// Docker daemon address (unix:///var/run/docker.sock, tcp://host:2375). Unset: DOCKER_HOST, else the
@@ -153,7 +156,11 @@ pub struct Flags {
     pub docker_host: Option<String>,
 
     /// Docker labels to add to container series as container_label_<key> (comma-separated keys).
-    #[arg(long = "docker.labels", env = "STEVEDORE_DOCKER_LABELS", value_delimiter = ',')]
+    #[arg(
+        long = "docker.labels",
+        env = "STEVEDORE_DOCKER_LABELS",
+        value_delimiter = ','
+    )]
     pub docker_labels: Vec<String>,
 
     /// Docker labels to add to container series: every key matching this regexp.
@@ -166,7 +173,11 @@ pub struct Flags {
     pub docker_stats_interval: Duration,
 
     /// Stats mode only: stats calls in flight at once.
-    #[arg(long = "docker.stats-concurrency", env = "STEVEDORE_DOCKER_STATS_CONCURRENCY", default_value_t = 8)]
+    #[arg(
+        long = "docker.stats-concurrency",
+        env = "STEVEDORE_DOCKER_STATS_CONCURRENCY",
+        default_value_t = 8
+    )]
     pub docker_stats_concurrency: usize,
 
     /// Stats mode only: how long one container's stats call may take.

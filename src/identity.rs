@@ -33,7 +33,10 @@ impl LabelAllowlist {
     /// runtime key it comes from. Keys are taken in sorted order; when two keys sanitize to the same name
     /// the first (in byte order) keeps it and the other is dropped, so the choice never changes between
     /// scrapes. Listed keys are always present (empty where a container lacks them).
-    pub fn columns<'a>(&self, metas: impl Iterator<Item = &'a ContainerMeta>) -> Vec<(String, String)> {
+    pub fn columns<'a>(
+        &self,
+        metas: impl Iterator<Item = &'a ContainerMeta>,
+    ) -> Vec<(String, String)> {
         if self.is_empty() {
             return Vec::new();
         }
@@ -45,7 +48,8 @@ impl LabelAllowlist {
         }
         let mut out: BTreeMap<String, String> = BTreeMap::new();
         for key in keys {
-            out.entry(format!("container_label_{}", sanitize(&key))).or_insert(key);
+            out.entry(format!("container_label_{}", sanitize(&key)))
+                .or_insert(key);
         }
         out.into_iter().collect()
     }
@@ -53,7 +57,15 @@ impl LabelAllowlist {
 
 /// A label name from user data: `[a-zA-Z0-9_]`, everything else `_`.
 pub fn sanitize(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The label values of one series' identity.
@@ -78,13 +90,20 @@ impl Identity {
             container: meta.label(CONTAINER_NAME).to_string(),
             pod: meta.label(POD_NAME).to_string(),
             namespace: meta.label(POD_NAMESPACE).to_string(),
-            extra: columns.iter().map(|(_, key)| meta.label(key).to_string()).collect(),
+            extra: columns
+                .iter()
+                .map(|(_, key)| meta.label(key).to_string())
+                .collect(),
         }
     }
 
     /// The identity of a cgroup nothing is known about: its path, and empty strings.
     pub fn bare(id: String, columns: usize) -> Identity {
-        Identity { id, extra: vec![String::new(); columns], ..Default::default() }
+        Identity {
+            id,
+            extra: vec![String::new(); columns],
+            ..Default::default()
+        }
     }
 
     /// The label pairs, `columns` naming the extra values.
@@ -115,14 +134,29 @@ mod tests {
         a.labels.insert("com.example/team".into(), "x".into());
         a.labels.insert("com.example.team".into(), "y".into());
         a.labels.insert("other".into(), "z".into());
-        let allow = LabelAllowlist { keys: vec![], regex: Some(Regex::new("^com\\.example").unwrap()) };
+        let allow = LabelAllowlist {
+            keys: vec![],
+            regex: Some(Regex::new("^com\\.example").unwrap()),
+        };
         let cols = allow.columns([&a].into_iter());
         // Both keys sanitize to the same name: the first in byte order ('.' < '/') wins.
-        assert_eq!(cols, vec![("container_label_com_example_team".to_string(), "com.example.team".to_string())]);
+        assert_eq!(
+            cols,
+            vec![(
+                "container_label_com_example_team".to_string(),
+                "com.example.team".to_string()
+            )]
+        );
         let id = Identity::from_meta("/docker/x".into(), &a, &cols);
         assert_eq!(id.extra, vec!["y".to_string()]);
-        let allow = LabelAllowlist { keys: vec!["missing".into()], regex: None };
+        let allow = LabelAllowlist {
+            keys: vec!["missing".into()],
+            regex: None,
+        };
         let cols = allow.columns([&a].into_iter());
-        assert_eq!(Identity::from_meta("/".into(), &a, &cols).extra, vec![String::new()]);
+        assert_eq!(
+            Identity::from_meta("/".into(), &a, &cols).extra,
+            vec![String::new()]
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! Data flow of a scrape: `http` → `scrape` (coalesce, reuse, run collectors concurrently) →
 //! `collector::*` (typed samples from kernel files) → `expose` (samples to metric families).
 
-pub mod cli;
 pub mod cgroup;
+pub mod cli;
 pub mod collector;
 pub mod expose;
 pub mod http;

@@ -12,14 +12,21 @@ use stevedore::cgroup::{self, Kind, Layout};
 const V1_ID: &str = "b29faf21b7eff959f64b4192c34d5d67a707fe8561e9eaa608cb27693fba4242";
 
 fn file_num(path: &Path) -> f64 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn keyed(path: &Path, key: &str) -> Option<f64> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} ")).map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{key} "))
+                .map(|v| v.trim().parse().unwrap())
+        })
 }
 
 fn user_hz() -> f64 {
@@ -58,28 +65,55 @@ fn v1_docker_tree_is_read_as_recorded() {
     let s = layout.read(&path, false, &mut buf);
     let d = |c: &str, f: &str| root.join(c).join("docker").join(V1_ID).join(f);
     let cpu = s.cpu.as_ref().unwrap();
-    assert_eq!(cpu.usage_seconds, Some(file_num(&d("cpuacct", "cpuacct.usage")) / 1e9));
-    assert_eq!(cpu.user_seconds, Some(keyed(&d("cpuacct", "cpuacct.stat"), "user").unwrap() / user_hz()));
-    assert_eq!(cpu.system_seconds, Some(keyed(&d("cpuacct", "cpuacct.stat"), "system").unwrap() / user_hz()));
+    assert_eq!(
+        cpu.usage_seconds,
+        Some(file_num(&d("cpuacct", "cpuacct.usage")) / 1e9)
+    );
+    assert_eq!(
+        cpu.user_seconds,
+        Some(keyed(&d("cpuacct", "cpuacct.stat"), "user").unwrap() / user_hz())
+    );
+    assert_eq!(
+        cpu.system_seconds,
+        Some(keyed(&d("cpuacct", "cpuacct.stat"), "system").unwrap() / user_hz())
+    );
     // The recorded quota is -1 (none): throttling figures are omitted although cpu.stat has them.
     assert_eq!(file_num(&d("cpu", "cpu.cfs_quota_us")), -1.0);
-    assert_eq!((cpu.periods, cpu.throttled_periods, cpu.throttled_seconds), (None, None, None));
+    assert_eq!(
+        (cpu.periods, cpu.throttled_periods, cpu.throttled_seconds),
+        (None, None, None)
+    );
     assert_eq!(s.spec.cpu_quota, None);
-    assert_eq!(s.spec.cpu_period, Some(file_num(&d("cpu", "cpu.cfs_period_us"))));
+    assert_eq!(
+        s.spec.cpu_period,
+        Some(file_num(&d("cpu", "cpu.cfs_period_us")))
+    );
     assert_eq!(s.spec.cpu_shares, Some(file_num(&d("cpu", "cpu.shares"))));
 
     let m = s.memory.as_ref().unwrap();
     let stat = d("memory", "memory.stat");
     let usage = file_num(&d("memory", "memory.usage_in_bytes"));
     assert_eq!(m.usage, Some(usage));
-    assert_eq!(m.working_set, Some((usage - keyed(&stat, "total_inactive_file").unwrap()).max(0.0)));
+    assert_eq!(
+        m.working_set,
+        Some((usage - keyed(&stat, "total_inactive_file").unwrap()).max(0.0))
+    );
     assert_eq!(m.rss, keyed(&stat, "total_rss"));
     assert_eq!(m.cache, keyed(&stat, "total_cache"));
     assert_eq!(m.mapped_file, keyed(&stat, "total_mapped_file"));
     assert_eq!(m.swap, keyed(&stat, "total_swap"));
-    assert_eq!(m.max_usage, Some(file_num(&d("memory", "memory.max_usage_in_bytes"))));
+    assert_eq!(
+        m.max_usage,
+        Some(file_num(&d("memory", "memory.max_usage_in_bytes")))
+    );
     assert_eq!(m.failcnt, Some(file_num(&d("memory", "memory.failcnt"))));
-    assert_eq!(m.pgfault, Some((keyed(&stat, "pgfault").unwrap(), keyed(&stat, "total_pgfault").unwrap())));
+    assert_eq!(
+        m.pgfault,
+        Some((
+            keyed(&stat, "pgfault").unwrap(),
+            keyed(&stat, "total_pgfault").unwrap()
+        ))
+    );
     // This kernel's memory.oom_control has no oom_kill line: omitted, not 0.
     assert_eq!(keyed(&d("memory", "memory.oom_control"), "oom_kill"), None);
     assert_eq!(m.oom_kills, None);
@@ -91,9 +125,18 @@ fn v1_docker_tree_is_read_as_recorded() {
     let bytes = std::fs::read_to_string(d("blkio", "blkio.throttle.io_service_bytes")).unwrap();
     let ops = std::fs::read_to_string(d("blkio", "blkio.throttle.io_serviced")).unwrap();
     let pick = |text: &str, dev: &str, op: &str| {
-        text.lines().find_map(|l| l.strip_prefix(&format!("{dev} {op} ")).map(|v| v.trim().parse::<f64>().unwrap()))
+        text.lines().find_map(|l| {
+            l.strip_prefix(&format!("{dev} {op} "))
+                .map(|v| v.trim().parse::<f64>().unwrap())
+        })
     };
-    let devices: Vec<String> = bytes.lines().filter_map(|l| l.split_once(' ').map(|x| x.0.to_string())).filter(|d| d.contains(':')).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let devices: Vec<String> = bytes
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|x| x.0.to_string()))
+        .filter(|d| d.contains(':'))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(s.blkio.len(), devices.len());
     for b in &s.blkio {
         let dev = format!("{}:{}", b.major, b.minor);
@@ -113,28 +156,57 @@ fn v2_tree_is_detected_and_read_as_recorded() {
     // A session scope is a system cgroup: reported only behind --collector.cgroup.include-system.
     assert_eq!(cgroup::discover(&layout, false).unwrap().len(), 1);
     let all = cgroup::discover(&layout, true).unwrap();
-    assert!(all.iter().any(|f| f.path == scope && f.kind == Kind::System));
+    assert!(
+        all.iter()
+            .any(|f| f.path == scope && f.kind == Kind::System)
+    );
 
     let mut buf = Vec::new();
     let s = layout.read(scope, false, &mut buf);
     let d = root.join(scope.trim_start_matches('/'));
     let cpu = s.cpu.as_ref().unwrap();
-    assert_eq!(cpu.usage_seconds, Some(keyed(&d.join("cpu.stat"), "usage_usec").unwrap() / 1e6));
-    assert_eq!(cpu.user_seconds, Some(keyed(&d.join("cpu.stat"), "user_usec").unwrap() / 1e6));
-    assert_eq!(cpu.system_seconds, Some(keyed(&d.join("cpu.stat"), "system_usec").unwrap() / 1e6));
+    assert_eq!(
+        cpu.usage_seconds,
+        Some(keyed(&d.join("cpu.stat"), "usage_usec").unwrap() / 1e6)
+    );
+    assert_eq!(
+        cpu.user_seconds,
+        Some(keyed(&d.join("cpu.stat"), "user_usec").unwrap() / 1e6)
+    );
+    assert_eq!(
+        cpu.system_seconds,
+        Some(keyed(&d.join("cpu.stat"), "system_usec").unwrap() / 1e6)
+    );
     // cpu.max is "max 100000": no quota, so no throttling figures; the period is kept.
-    assert!(std::fs::read_to_string(d.join("cpu.max")).unwrap().starts_with("max "));
+    assert!(
+        std::fs::read_to_string(d.join("cpu.max"))
+            .unwrap()
+            .starts_with("max ")
+    );
     assert_eq!(s.spec.cpu_quota, None);
     assert_eq!(cpu.throttled_periods, None);
-    assert_eq!(s.spec.cpu_period, std::fs::read_to_string(d.join("cpu.max")).unwrap().split_whitespace().nth(1).map(|p| p.parse().unwrap()));
+    assert_eq!(
+        s.spec.cpu_period,
+        std::fs::read_to_string(d.join("cpu.max"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .map(|p| p.parse().unwrap())
+    );
     let weight = file_num(&d.join("cpu.weight"));
-    assert_eq!(s.spec.cpu_shares, Some((2.0 + (weight - 1.0) * 262142.0 / 9999.0).round()));
+    assert_eq!(
+        s.spec.cpu_shares,
+        Some((2.0 + (weight - 1.0) * 262142.0 / 9999.0).round())
+    );
 
     let m = s.memory.as_ref().unwrap();
     let stat = d.join("memory.stat");
     let usage = file_num(&d.join("memory.current"));
     assert_eq!(m.usage, Some(usage));
-    assert_eq!(m.working_set, Some((usage - keyed(&stat, "inactive_file").unwrap()).max(0.0)));
+    assert_eq!(
+        m.working_set,
+        Some((usage - keyed(&stat, "inactive_file").unwrap()).max(0.0))
+    );
     assert_eq!(m.rss, keyed(&stat, "anon"));
     assert_eq!(m.cache, keyed(&stat, "file"));
     assert_eq!(m.mapped_file, keyed(&stat, "file_mapped"));
@@ -147,12 +219,19 @@ fn v2_tree_is_detected_and_read_as_recorded() {
     assert_eq!(s.spec.memory_limit, Some(0.0));
     assert_eq!(s.spec.memory_swap_limit, Some(0.0));
     // pids.max is "max": 0 (cAdvisor's "no limit").
-    assert_eq!(s.pids.as_ref().unwrap().current, Some(file_num(&d.join("pids.current"))));
+    assert_eq!(
+        s.pids.as_ref().unwrap().current,
+        Some(file_num(&d.join("pids.current")))
+    );
     assert_eq!(s.pids.as_ref().unwrap().max, Some(0.0));
     // PSI, in seconds.
     let p = s.pressure.as_ref().unwrap();
     let total = |f: &str, kind: &str| {
-        std::fs::read_to_string(d.join(f)).unwrap().lines().find(|l| l.starts_with(kind)).map(|l| l.rsplit("total=").next().unwrap().parse::<f64>().unwrap() / 1e6)
+        std::fs::read_to_string(d.join(f))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(kind))
+            .map(|l| l.rsplit("total=").next().unwrap().parse::<f64>().unwrap() / 1e6)
     };
     assert_eq!(p.io.some, total("io.pressure", "some"));
     assert_eq!(p.io.full, total("io.pressure", "full"));
@@ -167,7 +246,10 @@ fn v2_container_tree() -> (tempfile::TempDir, String, String) {
     let root = dir.path().join("fs/cgroup");
     let src = fixtures_dir().join("telegraf/cgroup/v2");
     let uid = "081d040e-c94b-41ea-8278-eb12903ddd99";
-    let pod = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice", uid.replace('-', "_"));
+    let pod = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+        uid.replace('-', "_")
+    );
     let container = format!("{pod}/cri-containerd-{V1_ID}.scope");
     for cg in [&pod, &container] {
         let d = root.join(cg.trim_start_matches('/'));
@@ -195,9 +277,23 @@ fn v2_quota_throttling_and_kubepods_from_telegraf_files() {
     let layout = Layout::detect(&dir.path().join("fs/cgroup")).unwrap();
     let found = cgroup::discover(&layout, false).unwrap();
     let kinds: Vec<(&str, &Kind)> = found.iter().map(|f| (f.path.as_str(), &f.kind)).collect();
-    assert!(kinds.iter().any(|(p, k)| *p == pod && matches!(k, Kind::Pod { qos: "burstable", .. })));
+    assert!(kinds.iter().any(|(p, k)| *p == pod
+        && matches!(
+            k,
+            Kind::Pod {
+                qos: "burstable",
+                ..
+            }
+        )));
     assert!(kinds.iter().any(|(p, k)| *p == container
-        && matches!(k, Kind::Container { runtime: cgroup::Runtime::Containerd, pod_uid: Some(_), .. })));
+        && matches!(
+            k,
+            Kind::Container {
+                runtime: cgroup::Runtime::Containerd,
+                pod_uid: Some(_),
+                ..
+            }
+        )));
 
     let src = fixtures_dir().join("telegraf/cgroup/v2");
     let mut buf = Vec::new();
@@ -207,43 +303,93 @@ fn v2_quota_throttling_and_kubepods_from_telegraf_files() {
     assert_eq!((s.spec.cpu_quota, s.spec.cpu_period), (f.next(), f.next()));
     let cpu = s.cpu.as_ref().unwrap();
     assert_eq!(cpu.periods, keyed(&src.join("cpu.stat"), "nr_periods"));
-    assert_eq!(cpu.throttled_periods, keyed(&src.join("cpu.stat"), "nr_throttled"));
-    assert_eq!(cpu.throttled_seconds, keyed(&src.join("cpu.stat"), "throttled_usec").map(|v| v / 1e6));
+    assert_eq!(
+        cpu.throttled_periods,
+        keyed(&src.join("cpu.stat"), "nr_throttled")
+    );
+    assert_eq!(
+        cpu.throttled_seconds,
+        keyed(&src.join("cpu.stat"), "throttled_usec").map(|v| v / 1e6)
+    );
     assert_eq!(s.spec.memory_limit, Some(file_num(&src.join("memory.max"))));
-    assert_eq!(s.pids.as_ref().unwrap().max, Some(file_num(&src.join("pids.max"))));
+    assert_eq!(
+        s.pids.as_ref().unwrap().max,
+        Some(file_num(&src.join("pids.max")))
+    );
     let io = std::fs::read_to_string(src.join("io.stat")).unwrap();
     assert_eq!(s.blkio.len(), 1);
     let b = &s.blkio[0];
-    let field = |k: &str| io.split_whitespace().find_map(|t| t.strip_prefix(&format!("{k}="))).map(|v| v.parse::<f64>().unwrap());
-    assert_eq!((b.read_bytes, b.write_bytes, b.reads, b.writes), (field("rbytes"), field("wbytes"), field("rios"), field("wios")));
-    assert_eq!(format!("{}:{}", b.major, b.minor), io.split_whitespace().next().unwrap());
+    let field = |k: &str| {
+        io.split_whitespace()
+            .find_map(|t| t.strip_prefix(&format!("{k}=")))
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(
+        (b.read_bytes, b.write_bytes, b.reads, b.writes),
+        (
+            field("rbytes"),
+            field("wbytes"),
+            field("rios"),
+            field("wios")
+        )
+    );
+    assert_eq!(
+        format!("{}:{}", b.major, b.minor),
+        io.split_whitespace().next().unwrap()
+    );
 }
 
 #[test]
 fn io_stat_kernel_quirks() {
     // Several ids without stats run together before the stats: the stats are the last id's.
-    let text = std::fs::read_to_string(fixtures_dir().join("elastic-cgroup/io_statfiles/ubuntu/io.stat")).unwrap();
+    let text =
+        std::fs::read_to_string(fixtures_dir().join("elastic-cgroup/io_statfiles/ubuntu/io.stat"))
+            .unwrap();
     let devs = cgroup::v2::parse_io_stat(&text);
     for line in text.lines() {
         let toks: Vec<&str> = line.split_whitespace().collect();
-        let Some(last_id) = toks.iter().rev().find(|t| t.contains(':') && !t.contains('=')) else { continue };
+        let Some(last_id) = toks
+            .iter()
+            .rev()
+            .find(|t| t.contains(':') && !t.contains('='))
+        else {
+            continue;
+        };
         if !toks.iter().any(|t| t.starts_with("rbytes=")) {
             continue;
         }
-        let rbytes: f64 = toks.iter().find_map(|t| t.strip_prefix("rbytes=")).unwrap().parse().unwrap();
-        let d = devs.iter().find(|d| format!("{}:{}", d.major, d.minor) == *last_id).unwrap();
+        let rbytes: f64 = toks
+            .iter()
+            .find_map(|t| t.strip_prefix("rbytes="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let d = devs
+            .iter()
+            .find(|d| format!("{}:{}", d.major, d.minor) == *last_id)
+            .unwrap();
         assert_eq!(d.read_bytes, Some(rbytes), "{line}");
     }
     // A trailing line of ids only gives no device.
-    let text = std::fs::read_to_string(fixtures_dir().join("elastic-cgroup/io_statfiles/ubuntu2/io.stat")).unwrap();
+    let text =
+        std::fs::read_to_string(fixtures_dir().join("elastic-cgroup/io_statfiles/ubuntu2/io.stat"))
+            .unwrap();
     let with_stats = text.lines().filter(|l| l.contains("rbytes=")).count();
     assert_eq!(cgroup::v2::parse_io_stat(&text).len(), with_stats);
     // telegraf's v1 io_serviced for many devices.
-    let text = std::fs::read_to_string(fixtures_dir().join("telegraf/cgroup/blkio/blkio.throttle.io_serviced")).unwrap();
+    let text = std::fs::read_to_string(
+        fixtures_dir().join("telegraf/cgroup/blkio/blkio.throttle.io_serviced"),
+    )
+    .unwrap();
     let parsed = cgroup::v1::parse_blkio(&text);
     for (maj, min, r, w) in &parsed {
         let dev = format!("{maj}:{min}");
-        let get = |op: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{dev} {op} ")).map(|v| v.trim().parse::<f64>().unwrap()));
+        let get = |op: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(&format!("{dev} {op} "))
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
+        };
         assert_eq!((*r, *w), (get("Read"), get("Write")), "{dev}");
     }
     assert!(!parsed.is_empty());
@@ -257,17 +403,33 @@ fn hostile_cgroup_files_do_not_panic() {
     std::fs::create_dir_all(&c).unwrap();
     std::fs::write(root.join("cgroup.controllers"), "cpu memory io pids\n").unwrap();
     std::fs::write(c.join("cgroup.controllers"), "cpu memory io pids\n").unwrap();
-    std::fs::write(c.join("cpu.stat"), "usage_usec\nuser_usec abc\nsystem_usec 18446744073709551616\n").unwrap();
+    std::fs::write(
+        c.join("cpu.stat"),
+        "usage_usec\nuser_usec abc\nsystem_usec 18446744073709551616\n",
+    )
+    .unwrap();
     std::fs::write(c.join("cpu.max"), "").unwrap();
     std::fs::write(c.join("memory.current"), "12345\n").unwrap();
-    std::fs::write(c.join("memory.stat"), "anon\nfile 10 20 30\ninactive_file 99999999\n").unwrap();
+    std::fs::write(
+        c.join("memory.stat"),
+        "anon\nfile 10 20 30\ninactive_file 99999999\n",
+    )
+    .unwrap();
     std::fs::write(c.join("memory.max"), "lots\n").unwrap();
-    std::fs::write(c.join("io.stat"), "8:0 rbytes=x wbytes=5\n:: rbytes=1\n8:\n").unwrap();
+    std::fs::write(
+        c.join("io.stat"),
+        "8:0 rbytes=x wbytes=5\n:: rbytes=1\n8:\n",
+    )
+    .unwrap();
     std::fs::write(c.join("pids.current"), "\n").unwrap();
     std::fs::write(c.join("cpu.pressure"), "some\nfull avg10=1\n").unwrap();
     let layout = Layout::detect(&root).unwrap();
     let mut buf = Vec::new();
-    let s = layout.read(&format!("/system.slice/docker-{V1_ID}.scope"), false, &mut buf);
+    let s = layout.read(
+        &format!("/system.slice/docker-{V1_ID}.scope"),
+        false,
+        &mut buf,
+    );
     let cpu = s.cpu.unwrap();
     assert_eq!(cpu.usage_seconds, None);
     assert_eq!(cpu.user_seconds, None);
@@ -306,14 +468,38 @@ fn binary_on_the_v1_and_v2_trees() {
     let id = format!("/docker/{V1_ID}");
     let d = v1_tree().join("cpuacct/docker").join(V1_ID);
     assert_eq!(
-        value(&s, "container_cpu_usage_seconds_total", &[("id", &id), ("cpu", "total")]),
+        value(
+            &s,
+            "container_cpu_usage_seconds_total",
+            &[("id", &id), ("cpu", "total")]
+        ),
         Some(file_num(&d.join("cpuacct.usage")) / 1e9)
     );
     let m = v1_tree().join("memory/docker").join(V1_ID);
-    assert_eq!(value(&s, "container_memory_usage_bytes", &[("id", &id)]), Some(file_num(&m.join("memory.usage_in_bytes"))));
-    assert_eq!(value(&s, "container_memory_failcnt", &[("id", &id)]), Some(file_num(&m.join("memory.failcnt"))));
-    assert!(value(&s, "container_cpu_cfs_throttled_periods_total", &[("id", &id)]).is_none());
-    assert_eq!(value(&s, "stevedore_scrape_collector_success", &[("collector", "cgroup")]), Some(1.0));
+    assert_eq!(
+        value(&s, "container_memory_usage_bytes", &[("id", &id)]),
+        Some(file_num(&m.join("memory.usage_in_bytes")))
+    );
+    assert_eq!(
+        value(&s, "container_memory_failcnt", &[("id", &id)]),
+        Some(file_num(&m.join("memory.failcnt")))
+    );
+    assert!(
+        value(
+            &s,
+            "container_cpu_cfs_throttled_periods_total",
+            &[("id", &id)]
+        )
+        .is_none()
+    );
+    assert_eq!(
+        value(
+            &s,
+            "stevedore_scrape_collector_success",
+            &[("collector", "cgroup")]
+        ),
+        Some(1.0)
+    );
     drop(e);
 
     // v2: the container and pod assembled from real v2 files.
@@ -329,17 +515,43 @@ fn binary_on_the_v1_and_v2_trees() {
     let src = fixtures_dir().join("telegraf/cgroup/v2");
     for id in [&pod, &container] {
         assert_eq!(
-            value(&s, "container_cpu_usage_seconds_total", &[("id", id), ("cpu", "total")]),
+            value(
+                &s,
+                "container_cpu_usage_seconds_total",
+                &[("id", id), ("cpu", "total")]
+            ),
             keyed(&src.join("cpu.stat"), "usage_usec").map(|v| v / 1e6)
         );
         assert_eq!(
-            value(&s, "container_cpu_cfs_throttled_periods_total", &[("id", id)]),
+            value(
+                &s,
+                "container_cpu_cfs_throttled_periods_total",
+                &[("id", id)]
+            ),
             keyed(&src.join("cpu.stat"), "nr_throttled")
         );
-        assert_eq!(value(&s, "container_spec_memory_limit_bytes", &[("id", id)]), Some(file_num(&src.join("memory.max"))));
+        assert_eq!(
+            value(&s, "container_spec_memory_limit_bytes", &[("id", id)]),
+            Some(file_num(&src.join("memory.max")))
+        );
         let pressure = std::fs::read_to_string(src.join("cpu.pressure")).unwrap();
-        let some: f64 = pressure.lines().next().unwrap().rsplit("total=").next().unwrap().parse().unwrap();
-        assert_eq!(value(&s, "container_pressure_cpu_waiting_seconds_total", &[("id", id)]), Some(some / 1e6));
+        let some: f64 = pressure
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit("total=")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            value(
+                &s,
+                "container_pressure_cpu_waiting_seconds_total",
+                &[("id", id)]
+            ),
+            Some(some / 1e6)
+        );
         // failcnt does not exist on v2: omitted.
         assert!(value(&s, "container_memory_failcnt", &[("id", id)]).is_none());
     }

@@ -52,13 +52,19 @@ pub enum Kind {
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 fn is_uid(s: &str) -> bool {
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| {
-            if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() }
+            if [8, 13, 18, 23].contains(&i) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
         })
 }
 
@@ -69,7 +75,9 @@ fn pod_of(component: &str, parent_qos: &'static str) -> Option<(String, &'static
     {
         return Some((uid.to_string(), parent_qos));
     }
-    let rest = component.strip_prefix("kubepods-")?.strip_suffix(".slice")?;
+    let rest = component
+        .strip_prefix("kubepods-")?
+        .strip_suffix(".slice")?;
     let (qos, uid) = match rest.split_once("-pod") {
         Some((q, u)) => (qos_name(q)?, u),
         None => ("guaranteed", rest.strip_prefix("pod")?),
@@ -118,17 +126,24 @@ pub fn classify(path: &str) -> Kind {
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let last = parts[parts.len() - 1];
-    if last.ends_with(".mount") || last.starts_with("crio-conmon-") || last.starts_with("libpod-conmon-") {
+    if last.ends_with(".mount")
+        || last.starts_with("crio-conmon-")
+        || last.starts_with("libpod-conmon-")
+    {
         return Kind::Ignored;
     }
-    let in_kubepods = parts.first().is_some_and(|p| *p == "kubepods" || *p == "kubepods.slice");
+    let in_kubepods = parts
+        .first()
+        .is_some_and(|p| *p == "kubepods" || *p == "kubepods.slice");
     // The pod this path is in, if any (the nearest pod component above or at the last one).
     let mut qos = "guaranteed";
     let mut pod: Option<(String, &'static str, usize)> = None;
     if in_kubepods {
         for (i, p) in parts.iter().enumerate() {
             if let Some(q) = qos_name(p).or_else(|| {
-                p.strip_prefix("kubepods-").and_then(|r| r.strip_suffix(".slice")).and_then(qos_name)
+                p.strip_prefix("kubepods-")
+                    .and_then(|r| r.strip_suffix(".slice"))
+                    .and_then(qos_name)
             }) {
                 qos = q;
             }
@@ -140,18 +155,33 @@ pub fn classify(path: &str) -> Kind {
     if let Some((uid, q, i)) = &pod
         && *i == parts.len() - 1
     {
-        return Kind::Pod { uid: uid.clone(), qos: q };
+        return Kind::Pod {
+            uid: uid.clone(),
+            qos: q,
+        };
     }
     let pod_uid = pod.as_ref().map(|(u, _, _)| u.clone());
     if let Some((runtime, id)) = container_of(last) {
-        return Kind::Container { runtime, id, pod_uid };
+        return Kind::Container {
+            runtime,
+            id,
+            pod_uid,
+        };
     }
     if is_hex64(last) {
         if pod_uid.is_some() {
-            return Kind::Container { runtime: Runtime::Cri, id: last.to_string(), pod_uid };
+            return Kind::Container {
+                runtime: Runtime::Cri,
+                id: last.to_string(),
+                pod_uid,
+            };
         }
         if parts.len() >= 2 && parts[parts.len() - 2] == "docker" {
-            return Kind::Container { runtime: Runtime::Docker, id: last.to_string(), pod_uid: None };
+            return Kind::Container {
+                runtime: Runtime::Docker,
+                id: last.to_string(),
+                pod_uid: None,
+            };
         }
     }
     Kind::System
@@ -165,13 +195,23 @@ mod tests {
     const UID: &str = "081d040e-c94b-41ea-8278-eb12903ddd99";
 
     fn container(runtime: Runtime, pod: Option<&str>) -> Kind {
-        Kind::Container { runtime, id: ID.to_string(), pod_uid: pod.map(str::to_string) }
+        Kind::Container {
+            runtime,
+            id: ID.to_string(),
+            pod_uid: pod.map(str::to_string),
+        }
     }
 
     #[test]
     fn docker_both_drivers() {
-        assert_eq!(classify(&format!("/docker/{ID}")), container(Runtime::Docker, None));
-        assert_eq!(classify(&format!("/system.slice/docker-{ID}.scope")), container(Runtime::Docker, None));
+        assert_eq!(
+            classify(&format!("/docker/{ID}")),
+            container(Runtime::Docker, None)
+        );
+        assert_eq!(
+            classify(&format!("/system.slice/docker-{ID}.scope")),
+            container(Runtime::Docker, None)
+        );
         assert_eq!(classify("/docker"), Kind::System);
         assert_eq!(classify("/system.slice/docker.service"), Kind::System);
     }
@@ -180,43 +220,88 @@ mod tests {
     fn kubernetes_both_drivers_all_qos() {
         assert_eq!(
             classify(&format!("/kubepods/burstable/pod{UID}")),
-            Kind::Pod { uid: UID.to_string(), qos: "burstable" }
+            Kind::Pod {
+                uid: UID.to_string(),
+                qos: "burstable"
+            }
         );
-        assert_eq!(classify(&format!("/kubepods/pod{UID}")), Kind::Pod { uid: UID.to_string(), qos: "guaranteed" });
+        assert_eq!(
+            classify(&format!("/kubepods/pod{UID}")),
+            Kind::Pod {
+                uid: UID.to_string(),
+                qos: "guaranteed"
+            }
+        );
         assert_eq!(
             classify(&format!("/kubepods/besteffort/pod{UID}/{ID}")),
             container(Runtime::Cri, Some(UID))
         );
         let u = UID.replace('-', "_");
-        let slice = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice");
-        assert_eq!(classify(&slice), Kind::Pod { uid: UID.to_string(), qos: "burstable" });
+        let slice =
+            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice");
+        assert_eq!(
+            classify(&slice),
+            Kind::Pod {
+                uid: UID.to_string(),
+                qos: "burstable"
+            }
+        );
         assert_eq!(
             classify(&format!("{slice}/cri-containerd-{ID}.scope")),
             container(Runtime::Containerd, Some(UID))
         );
-        assert_eq!(classify(&format!("{slice}/crio-{ID}.scope")), container(Runtime::Crio, Some(UID)));
-        assert_eq!(classify(&format!("{slice}/crio-conmon-{ID}.scope")), Kind::Ignored);
         assert_eq!(
-            classify(&format!("/kubepods.slice/kubepods-pod{u}.slice")),
-            Kind::Pod { uid: UID.to_string(), qos: "guaranteed" }
+            classify(&format!("{slice}/crio-{ID}.scope")),
+            container(Runtime::Crio, Some(UID))
         );
         assert_eq!(
-            classify(&format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/docker-{ID}.scope")),
+            classify(&format!("{slice}/crio-conmon-{ID}.scope")),
+            Kind::Ignored
+        );
+        assert_eq!(
+            classify(&format!("/kubepods.slice/kubepods-pod{u}.slice")),
+            Kind::Pod {
+                uid: UID.to_string(),
+                qos: "guaranteed"
+            }
+        );
+        assert_eq!(
+            classify(&format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/docker-{ID}.scope"
+            )),
             container(Runtime::Docker, Some(UID))
         );
         assert_eq!(classify("/kubepods/burstable"), Kind::System);
-        assert_eq!(classify("/kubepods.slice/kubepods-burstable.slice"), Kind::System);
+        assert_eq!(
+            classify("/kubepods.slice/kubepods-burstable.slice"),
+            Kind::System
+        );
     }
 
     #[test]
     fn podman_root_and_others() {
-        assert_eq!(classify(&format!("/machine.slice/libpod-{ID}.scope")), container(Runtime::Podman, None));
-        assert_eq!(classify(&format!("/machine.slice/libpod-conmon-{ID}.scope")), Kind::Ignored);
+        assert_eq!(
+            classify(&format!("/machine.slice/libpod-{ID}.scope")),
+            container(Runtime::Podman, None)
+        );
+        assert_eq!(
+            classify(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
+            Kind::Ignored
+        );
         assert_eq!(classify("/"), Kind::Root);
-        assert_eq!(classify("/user.slice/user-1000.slice/session-520.scope"), Kind::System);
-        assert_eq!(classify("/system.slice/var-lib-docker.mount"), Kind::Ignored);
+        assert_eq!(
+            classify("/user.slice/user-1000.slice/session-520.scope"),
+            Kind::System
+        );
+        assert_eq!(
+            classify("/system.slice/var-lib-docker.mount"),
+            Kind::Ignored
+        );
         // Upper-case or short hex is not a container id.
-        assert_eq!(classify(&format!("/docker/{}", ID.to_uppercase())), Kind::System);
+        assert_eq!(
+            classify(&format!("/docker/{}", ID.to_uppercase())),
+            Kind::System
+        );
         assert_eq!(classify("/docker/abc"), Kind::System);
     }
 }

@@ -19,9 +19,12 @@ pub const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pid
 /// How cgroups are mounted, as seen in `<sysfs>/fs/cgroup`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layout {
-    /// One hierarchy per controller (or combined, e.g. `cpu,cpuacct`); `hybrid` when a controller-less v2
-    /// hierarchy is mounted beside them at `unified/`.
-    V1 { controllers: BTreeMap<String, PathBuf>, hybrid: bool },
+    /// One hierarchy per controller (or combined, e.g. `cpu,cpuacct`). Hybrid: a controller-less v2
+    /// hierarchy is mounted beside them at `unified/`; it still has each cgroup's PSI files.
+    V1 {
+        controllers: BTreeMap<String, PathBuf>,
+        unified: Option<PathBuf>,
+    },
     /// The unified hierarchy.
     V2 { root: PathBuf },
 }
@@ -30,7 +33,9 @@ impl Layout {
     /// Detects the layout below `cgroup_root` (normally `<sysfs>/fs/cgroup`), from the files alone.
     pub fn detect(cgroup_root: &Path) -> Result<Layout, String> {
         if cgroup_root.join("cgroup.controllers").is_file() {
-            return Ok(Layout::V2 { root: cgroup_root.to_path_buf() });
+            return Ok(Layout::V2 {
+                root: cgroup_root.to_path_buf(),
+            });
         }
         let entries = std::fs::read_dir(cgroup_root).map_err(|e| {
             format!(
@@ -51,14 +56,18 @@ impl Layout {
             }
             for c in name.split(',') {
                 if V1_CONTROLLERS.contains(&c) {
-                    controllers.entry(c.to_string()).or_insert_with(|| path.clone());
+                    controllers
+                        .entry(c.to_string())
+                        .or_insert_with(|| path.clone());
                 }
             }
         }
         if controllers.is_empty() && has_v2_below(cgroup_root, 4) {
             // A unified tree whose root files are not there (a tree copied from a host, a cgroup namespace):
             // the cgroups below still are.
-            return Ok(Layout::V2 { root: cgroup_root.to_path_buf() });
+            return Ok(Layout::V2 {
+                root: cgroup_root.to_path_buf(),
+            });
         }
         if controllers.is_empty() {
             return Err(format!(
@@ -67,14 +76,23 @@ impl Layout {
                 cgroup_root.display()
             ));
         }
-        let hybrid = cgroup_root.join("unified/cgroup.controllers").is_file();
-        Ok(Layout::V1 { controllers, hybrid })
+        let unified = cgroup_root.join("unified");
+        let unified = unified
+            .join("cgroup.controllers")
+            .is_file()
+            .then_some(unified);
+        Ok(Layout::V1 {
+            controllers,
+            unified,
+        })
     }
 
     pub fn name(&self) -> &'static str {
         match self {
-            Layout::V1 { hybrid: false, .. } => "v1",
-            Layout::V1 { hybrid: true, .. } => "hybrid",
+            Layout::V1 { unified: None, .. } => "v1",
+            Layout::V1 {
+                unified: Some(_), ..
+            } => "hybrid",
             Layout::V2 { .. } => "v2",
         }
     }
@@ -93,7 +111,16 @@ impl Layout {
     /// Reads one cgroup (`rel` is its path relative to the hierarchy roots, `/` for the root).
     pub fn read(&self, rel: &str, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
         match self {
-            Layout::V1 { controllers, .. } => v1::read(controllers, rel, buf),
+            Layout::V1 {
+                controllers,
+                unified,
+            } => {
+                let mut s = v1::read(controllers, rel, buf);
+                if let Some(u) = unified {
+                    s.pressure = v2::read_pressure(&join(u, rel), buf);
+                }
+                s
+            }
             Layout::V2 { root } => v2::read(&join(root, rel), is_root, buf),
         }
     }
@@ -102,7 +129,10 @@ impl Layout {
     pub fn procs(&self, rel: &str, buf: &mut Vec<u8>) -> Vec<u32> {
         let dir = match self {
             Layout::V2 { root } => join(root, rel),
-            Layout::V1 { controllers, .. } => match ["pids", "memory", "cpuacct", "cpu"].iter().find_map(|c| controllers.get(*c)) {
+            Layout::V1 { controllers, .. } => match ["pids", "memory", "cpuacct", "cpu"]
+                .iter()
+                .find_map(|c| controllers.get(*c))
+            {
                 Some(r) => join(r, rel),
                 None => return Vec::new(),
             },
@@ -121,14 +151,20 @@ fn has_v2_below(dir: &Path, depth: usize) -> bool {
     }
     depth > 0
         && std::fs::read_dir(dir).is_ok_and(|entries| {
-            entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && has_v2_below(&e.path(), depth - 1))
+            entries.flatten().any(|e| {
+                e.file_type().is_ok_and(|t| t.is_dir()) && has_v2_below(&e.path(), depth - 1)
+            })
         })
 }
 
 /// `root` joined with a cgroup path such as `/docker/abc` (`/` is the root itself).
 pub fn join(root: &Path, rel: &str) -> PathBuf {
     let rel = rel.trim_start_matches('/');
-    if rel.is_empty() { root.to_path_buf() } else { root.join(rel) }
+    if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    }
 }
 
 /// One cgroup that will be reported.
@@ -144,10 +180,15 @@ pub struct Found {
 /// cgroup is its business. The walk never follows links and stops at depth 16.
 pub fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, String> {
     let root = layout.walk_root().ok_or("no hierarchy to walk")?;
-    let mut out = vec![Found { path: "/".to_string(), kind: Kind::Root }];
+    let mut out = vec![Found {
+        path: "/".to_string(),
+        kind: Kind::Root,
+    }];
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(root.to_path_buf(), String::new(), 0)];
     while let Some((dir, rel, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if !ft.is_dir() {
@@ -158,8 +199,14 @@ pub fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, Str
             let kind = classify(&child);
             let descend = !matches!(kind, Kind::Container { .. }) && depth < 16;
             match &kind {
-                Kind::Container { .. } | Kind::Pod { .. } => out.push(Found { path: child.clone(), kind }),
-                Kind::System if include_system => out.push(Found { path: child.clone(), kind }),
+                Kind::Container { .. } | Kind::Pod { .. } => out.push(Found {
+                    path: child.clone(),
+                    kind,
+                }),
+                Kind::System if include_system => out.push(Found {
+                    path: child.clone(),
+                    kind,
+                }),
                 _ => {}
             }
             if descend {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::stats::*;
 use super::join;
+use super::stats::*;
 use crate::collector::{num, user_hz};
 
 pub fn read(controllers: &BTreeMap<String, PathBuf>, rel: &str, buf: &mut Vec<u8>) -> CgroupStats {
@@ -30,8 +30,10 @@ pub fn read(controllers: &BTreeMap<String, PathBuf>, rel: &str, buf: &mut Vec<u8
         s.memory = read_memory(&mem, buf);
         if s.memory.is_some() {
             s.spec.memory_limit = limit(read_num(&mem.join("memory.limit_in_bytes"), buf));
-            s.spec.memory_reservation = limit(read_num(&mem.join("memory.soft_limit_in_bytes"), buf));
-            s.spec.memory_swap_limit = limit(read_num(&mem.join("memory.memsw.limit_in_bytes"), buf));
+            s.spec.memory_reservation =
+                limit(read_num(&mem.join("memory.soft_limit_in_bytes"), buf));
+            s.spec.memory_swap_limit =
+                limit(read_num(&mem.join("memory.memsw.limit_in_bytes"), buf));
         }
     }
     if let Some(blkio) = dir("blkio") {
@@ -40,15 +42,23 @@ pub fn read(controllers: &BTreeMap<String, PathBuf>, rel: &str, buf: &mut Vec<u8
     if let Some(pids) = dir("pids")
         && let Some(current) = read_num(&pids.join("pids.current"), buf)
     {
-        let max = read_into(&pids.join("pids.max"), buf).map(str::trim).and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
-        s.pids = Some(PidsStats { current: Some(current), max });
+        let max = read_into(&pids.join("pids.max"), buf)
+            .map(str::trim)
+            .and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
+        s.pids = Some(PidsStats {
+            current: Some(current),
+            max,
+        });
     }
     s
 }
 
 fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, buf: &mut Vec<u8>) -> Option<CpuStats> {
     let usage = read_num(&cpuacct.join("cpuacct.usage"), buf)?;
-    let mut c = CpuStats { usage_seconds: Some(usage / 1e9), ..Default::default() };
+    let mut c = CpuStats {
+        usage_seconds: Some(usage / 1e9),
+        ..Default::default()
+    };
     let hz = user_hz();
     if let Some(text) = read_into(&cpuacct.join("cpuacct.stat"), buf) {
         c.user_seconds = get(text, "user").map(|t| t / hz);
@@ -90,7 +100,11 @@ fn read_memory(mem: &Path, buf: &mut Vec<u8>) -> Option<MemoryStats> {
     let usage = read_num(&mem.join("memory.usage_in_bytes"), buf)?;
     let mut m = match read_into(&mem.join("memory.stat"), buf) {
         Some(text) => parse_memory_stat(Some(usage), text),
-        None => MemoryStats { usage: Some(usage), working_set: Some(usage), ..Default::default() },
+        None => MemoryStats {
+            usage: Some(usage),
+            working_set: Some(usage),
+            ..Default::default()
+        },
     };
     m.max_usage = read_num(&mem.join("memory.max_usage_in_bytes"), buf);
     m.failcnt = read_num(&mem.join("memory.failcnt"), buf);
@@ -105,9 +119,15 @@ pub fn parse_blkio(text: &str) -> Vec<(u32, u32, Option<f64>, Option<f64>)> {
     let mut out: Vec<(u32, u32, Option<f64>, Option<f64>)> = Vec::new();
     for line in text.lines() {
         let mut f = line.split_whitespace();
-        let (Some(dev), Some(op), Some(v)) = (f.next(), f.next(), f.next()) else { continue };
-        let Some((maj, min)) = dev.split_once(':') else { continue };
-        let (Ok(maj), Ok(min), Some(v)) = (maj.parse::<u32>(), min.parse::<u32>(), num(v)) else { continue };
+        let (Some(dev), Some(op), Some(v)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let Some((maj, min)) = dev.split_once(':') else {
+            continue;
+        };
+        let (Ok(maj), Ok(min), Some(v)) = (maj.parse::<u32>(), min.parse::<u32>(), num(v)) else {
+            continue;
+        };
         let slot = match out.iter_mut().position(|d| d.0 == maj && d.1 == min) {
             Some(i) => &mut out[i],
             None => {
@@ -128,29 +148,56 @@ fn read_blkio(blkio: &Path, buf: &mut Vec<u8>) -> Vec<BlkioDevice> {
     // The throttle files count every I/O whatever the scheduler; the _recursive forms include children
     // (a pod's containers). The CFQ/BFQ files are the fallback on old kernels.
     let first = |names: &[&str], buf: &mut Vec<u8>| {
-        names.iter().find_map(|n| read_into(&blkio.join(n), buf).filter(|t| !t.trim().is_empty()).map(parse_blkio))
+        names.iter().find_map(|n| {
+            read_into(&blkio.join(n), buf)
+                .filter(|t| !t.trim().is_empty())
+                .map(parse_blkio)
+        })
     };
     let bytes = first(
-        &["blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes", "blkio.io_service_bytes_recursive"],
+        &[
+            "blkio.throttle.io_service_bytes_recursive",
+            "blkio.throttle.io_service_bytes",
+            "blkio.io_service_bytes_recursive",
+        ],
         buf,
     )
     .unwrap_or_default();
     let ops = first(
-        &["blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced", "blkio.io_serviced_recursive"],
+        &[
+            "blkio.throttle.io_serviced_recursive",
+            "blkio.throttle.io_serviced",
+            "blkio.io_serviced_recursive",
+        ],
         buf,
     )
     .unwrap_or_default();
     let mut devices: Vec<BlkioDevice> = bytes
         .iter()
-        .map(|&(major, minor, r, w)| BlkioDevice { major, minor, read_bytes: r, write_bytes: w, ..Default::default() })
+        .map(|&(major, minor, r, w)| BlkioDevice {
+            major,
+            minor,
+            read_bytes: r,
+            write_bytes: w,
+            ..Default::default()
+        })
         .collect();
     for (major, minor, r, w) in ops {
-        match devices.iter_mut().find(|d| d.major == major && d.minor == minor) {
+        match devices
+            .iter_mut()
+            .find(|d| d.major == major && d.minor == minor)
+        {
             Some(d) => {
                 d.reads = r;
                 d.writes = w;
             }
-            None => devices.push(BlkioDevice { major, minor, reads: r, writes: w, ..Default::default() }),
+            None => devices.push(BlkioDevice {
+                major,
+                minor,
+                reads: r,
+                writes: w,
+                ..Default::default()
+            }),
         }
     }
     devices

@@ -26,7 +26,9 @@ pub fn read(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
     s.memory = read_memory(dir, is_root, buf);
     if s.memory.is_some() || !is_root {
         let max = |name: &str, buf: &mut Vec<u8>| {
-            read_into(&dir.join(name), buf).map(str::trim).and_then(|v| if v == "max" { Some(0.0) } else { num(v) })
+            read_into(&dir.join(name), buf)
+                .map(str::trim)
+                .and_then(|v| if v == "max" { Some(0.0) } else { num(v) })
         };
         s.spec.memory_limit = limit(max("memory.max", buf));
         s.spec.memory_reservation = limit(max("memory.min", buf));
@@ -36,19 +38,31 @@ pub fn read(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
         s.blkio = parse_io_stat(text);
     }
     if let Some(current) = read_num(&dir.join("pids.current"), buf) {
-        let max = read_into(&dir.join("pids.max"), buf).map(str::trim).and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
-        s.pids = Some(PidsStats { current: Some(current), max });
-    }
-    let psi = |name: &str, buf: &mut Vec<u8>| read_into(&dir.join(name), buf).and_then(parse_psi);
-    let (cpu, memory, io) = (psi("cpu.pressure", buf), psi("memory.pressure", buf), psi("io.pressure", buf));
-    if cpu.is_some() || memory.is_some() || io.is_some() {
-        s.pressure = Some(PressureStats {
-            cpu: cpu.unwrap_or_default(),
-            memory: memory.unwrap_or_default(),
-            io: io.unwrap_or_default(),
+        let max = read_into(&dir.join("pids.max"), buf)
+            .map(str::trim)
+            .and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
+        s.pids = Some(PidsStats {
+            current: Some(current),
+            max,
         });
     }
+    s.pressure = read_pressure(dir, buf);
     s
+}
+
+/// The cgroup's PSI files (`cpu.pressure`, `memory.pressure`, `io.pressure`), where the kernel has them.
+pub fn read_pressure(dir: &Path, buf: &mut Vec<u8>) -> Option<PressureStats> {
+    let psi = |name: &str, buf: &mut Vec<u8>| read_into(&dir.join(name), buf).and_then(parse_psi);
+    let (cpu, memory, io) = (
+        psi("cpu.pressure", buf),
+        psi("memory.pressure", buf),
+        psi("io.pressure", buf),
+    );
+    (cpu.is_some() || memory.is_some() || io.is_some()).then(|| PressureStats {
+        cpu: cpu.unwrap_or_default(),
+        memory: memory.unwrap_or_default(),
+        io: io.unwrap_or_default(),
+    })
 }
 
 pub fn parse_cpu_stat(text: &str) -> CpuStats {
@@ -99,7 +113,11 @@ fn read_memory(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> Option<MemorySta
     }
     let mut m = match read_into(&dir.join("memory.stat"), buf) {
         Some(stat) => parse_memory(usage, stat),
-        None if usage.is_some() => MemoryStats { usage, working_set: usage, ..Default::default() },
+        None if usage.is_some() => MemoryStats {
+            usage,
+            working_set: usage,
+            ..Default::default()
+        },
         None => return None,
     };
     m.swap = read_num(&dir.join("memory.swap.current"), buf);

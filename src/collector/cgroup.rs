@@ -65,8 +65,19 @@ impl CgroupCollector {
         stats_cache: Option<Arc<StatsCache>>,
         allow: LabelAllowlist,
     ) -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
-        CgroupCollector { paths, include_system, meta, stats_cache, allow, layout: Mutex::new(None), threads }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        CgroupCollector {
+            paths,
+            include_system,
+            meta,
+            stats_cache,
+            allow,
+            layout: Mutex::new(None),
+            threads,
+        }
     }
 
     /// The cgroup layout, detected on first use and again after a failure.
@@ -104,12 +115,19 @@ fn device_names(paths: &Paths) -> HashMap<(u32, u32), String> {
 
 /// Processes, fds and sockets of a set of pids. A pid that exits meanwhile is simply not counted.
 fn proc_stats(paths: &Paths, pids: &[u32]) -> ProcStats {
-    let mut s = ProcStats { processes: pids.len() as f64, ..Default::default() };
+    let mut s = ProcStats {
+        processes: pids.len() as f64,
+        ..Default::default()
+    };
     for pid in pids {
-        let Ok(fds) = std::fs::read_dir(paths.proc(&format!("{pid}/fd"))) else { continue };
+        let Ok(fds) = std::fs::read_dir(paths.proc(&format!("{pid}/fd"))) else {
+            continue;
+        };
         for fd in fds.flatten() {
             s.file_descriptors += 1.0;
-            if std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str().as_encoded_bytes().starts_with(b"socket:")) {
+            if std::fs::read_link(fd.path())
+                .is_ok_and(|t| t.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
+            {
                 s.sockets += 1.0;
             }
         }
@@ -118,7 +136,9 @@ fn proc_stats(paths: &Paths, pids: &[u32]) -> ProcStats {
 }
 
 fn netns(paths: &Paths, pid: u32) -> Option<String> {
-    std::fs::read_link(paths.proc(&format!("{pid}/ns/net"))).ok().map(|p| p.to_string_lossy().into_owned())
+    std::fs::read_link(paths.proc(&format!("{pid}/ns/net")))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
@@ -129,8 +149,12 @@ fn start_ticks(paths: &Paths, pid: u32, buf: &mut Vec<u8>) -> Option<f64> {
 }
 
 fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
-    let Ok(text) = read(&paths.proc(&format!("{pid}/net/dev"))) else { return Vec::new() };
-    let Ok(devs) = netdev::parse(&text) else { return Vec::new() };
+    let Ok(text) = read(&paths.proc(&format!("{pid}/net/dev"))) else {
+        return Vec::new();
+    };
+    let Ok(devs) = netdev::parse(&text) else {
+        return Vec::new();
+    };
     devs.into_iter()
         .filter(|d| !SKIP_INTERFACES.iter().any(|p| d.device.starts_with(p)))
         .map(|d| {
@@ -170,22 +194,37 @@ impl CgroupCollector {
                             .map(|f| {
                                 let is_root = f.kind == Kind::Root;
                                 let stats = layout.read(&f.path, is_root, &mut buf);
-                                let pids = if is_root { Vec::new() } else { layout.procs(&f.path, &mut buf) };
+                                let pids = if is_root {
+                                    Vec::new()
+                                } else {
+                                    layout.procs(&f.path, &mut buf)
+                                };
                                 let first = pids.first().copied();
                                 let netns = first.and_then(|p| netns(paths, p));
                                 let start = first.and_then(|p| start_ticks(paths, p, &mut buf));
-                                let procs = (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids));
-                                Raw { found: f, stats, pids, netns, start, procs }
+                                let procs = (!is_root && !matches!(f.kind, Kind::Pod { .. }))
+                                    .then(|| proc_stats(paths, &pids));
+                                Raw {
+                                    found: f,
+                                    stats,
+                                    pids,
+                                    netns,
+                                    start,
+                                    procs,
+                                }
                             })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
         })
     }
 
-    fn from_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
+    fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
         let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
         let raws = self.read_all(layout, found);
         let devices = device_names(&self.paths);
@@ -216,7 +255,13 @@ impl CgroupCollector {
         for m in metas.values() {
             let uid = m.label(identity::POD_UID);
             if !uid.is_empty() {
-                pods.insert(uid, (m.label(identity::POD_NAME), m.label(identity::POD_NAMESPACE)));
+                pods.insert(
+                    uid,
+                    (
+                        m.label(identity::POD_NAME),
+                        m.label(identity::POD_NAMESPACE),
+                    ),
+                );
             }
         }
 
@@ -227,7 +272,11 @@ impl CgroupCollector {
             if !is_root && r.stats.cpu.is_none() && r.stats.memory.is_none() {
                 continue;
             }
-            let mut entry = ContainerEntry { stats: r.stats.clone(), procs: r.procs.clone(), ..Default::default() };
+            let mut entry = ContainerEntry {
+                stats: r.stats.clone(),
+                procs: r.procs.clone(),
+                ..Default::default()
+            };
             entry.identity = match &r.found.kind {
                 Kind::Container { id, .. } => match metas.get(id) {
                     Some(meta) => {
@@ -263,15 +312,24 @@ impl CgroupCollector {
                 .stats
                 .blkio
                 .iter()
-                .map(|d| devices.get(&(d.major, d.minor)).cloned().unwrap_or_else(|| format!("{}:{}", d.major, d.minor)))
+                .map(|d| {
+                    devices
+                        .get(&(d.major, d.minor))
+                        .cloned()
+                        .unwrap_or_else(|| format!("{}:{}", d.major, d.minor))
+                })
                 .collect();
             entries.push(entry);
         }
-        Ok(ContainersSample { columns, entries, now: now() })
+        Ok(ContainersSample {
+            columns,
+            entries,
+            now: now(),
+        })
     }
 
     /// Stats mode: figures from the Docker stats API cache (cgroups not readable here).
-    fn from_stats_api(&self, cache: &StatsCache) -> ContainersSample {
+    fn read_stats_api(&self, cache: &StatsCache) -> ContainersSample {
         let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
         let columns = self.allow.columns(metas.values().map(|m| &**m));
         let stats = cache.snapshot();
@@ -279,12 +337,20 @@ impl CgroupCollector {
             .iter()
             .filter_map(|(id, s)| {
                 let meta = metas.get(id)?;
-                let path = meta.cgroup_path.clone().unwrap_or_else(|| format!("/docker/{id}"));
+                let path = meta
+                    .cgroup_path
+                    .clone()
+                    .unwrap_or_else(|| format!("/docker/{id}"));
                 Some(ContainerEntry {
                     identity: Identity::from_meta(path, meta, &columns),
                     stats: s.stats.clone(),
                     network: s.network.clone(),
-                    devices: s.stats.blkio.iter().map(|d| format!("{}:{}", d.major, d.minor)).collect(),
+                    devices: s
+                        .stats
+                        .blkio
+                        .iter()
+                        .map(|d| format!("{}:{}", d.major, d.minor))
+                        .collect(),
                     start_time: meta.started_at,
                     health: Some(match meta.health.as_deref() {
                         Some("healthy") => 1.0,
@@ -296,15 +362,23 @@ impl CgroupCollector {
             })
             .collect();
         entries.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
-        ContainersSample { columns, entries, now: now() }
+        ContainersSample {
+            columns,
+            entries,
+            now: now(),
+        }
     }
 }
 
 /// The root cgroup as cAdvisor reports it: its memory limit is the machine's memory, and on v2 (no
 /// memory.current at the root) its usage is what /proc/meminfo counts as used (MemTotal − MemFree).
 fn root_memory(paths: &Paths, stats: &mut CgroupStats) {
-    let Ok(text) = read(&paths.proc("meminfo")) else { return };
-    let Ok(mem) = super::meminfo::parse(&text) else { return };
+    let Ok(text) = read(&paths.proc("meminfo")) else {
+        return;
+    };
+    let Ok(mem) = super::meminfo::parse(&text) else {
+        return;
+    };
     let total = mem.get("MemTotal_bytes");
     if matches!(stats.spec.memory_limit, None | Some(0.0)) && total.is_some() {
         stats.spec.memory_limit = total;
@@ -320,7 +394,10 @@ fn root_memory(paths: &Paths, stats: &mut CgroupStats) {
 }
 
 fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 impl Collector for CgroupCollector {
@@ -330,7 +407,7 @@ impl Collector for CgroupCollector {
 
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         match self.layout() {
-            Ok(layout) => match self.from_cgroups(&layout) {
+            Ok(layout) => match self.read_cgroups(&layout) {
                 Ok(s) => Ok(Box::new(s)),
                 Err(e) => {
                     self.forget_layout();
@@ -338,7 +415,7 @@ impl Collector for CgroupCollector {
                 }
             },
             Err(e) => match &self.stats_cache {
-                Some(cache) => Ok(Box::new(self.from_stats_api(cache))),
+                Some(cache) => Ok(Box::new(self.read_stats_api(cache))),
                 None => Err(CollectError::Other(e)),
             },
         }

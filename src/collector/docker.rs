@@ -9,7 +9,15 @@ use crate::scrape::{CollectError, Collector};
 use crate::source::MetaStore;
 
 /// The states `stevedore_container_state` reports, one series each (1 for the current one).
-pub const STATES: [&str; 7] = ["created", "running", "paused", "restarting", "removing", "exited", "dead"];
+pub const STATES: [&str; 7] = [
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "removing",
+    "exited",
+    "dead",
+];
 
 #[derive(Debug, Clone)]
 pub struct DockerContainer {
@@ -46,7 +54,9 @@ impl Collector for DockerCollector {
             .values()
             .map(|m| DockerContainer {
                 identity: Identity::from_meta(
-                    m.cgroup_path.clone().unwrap_or_else(|| format!("/docker/{}", m.id)),
+                    m.cgroup_path
+                        .clone()
+                        .unwrap_or_else(|| format!("/docker/{}", m.id)),
                     m,
                     &columns,
                 ),
@@ -55,6 +65,9 @@ impl Collector for DockerCollector {
             })
             .collect();
         containers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
-        Ok(Box::new(DockerSample { columns, containers }))
+        Ok(Box::new(DockerSample {
+            columns,
+            containers,
+        }))
     }
 }

@@ -46,7 +46,10 @@ pub const ALL: &[Info] = &[
 
 /// A collector enabled by default.
 const fn on(name: &'static str) -> Info {
-    Info { name, default_enabled: true }
+    Info {
+        name,
+        default_enabled: true,
+    }
 }
 
 /// Where the host's pseudo-filesystems are (`--path.procfs`, `--path.sysfs`, `--path.rootfs`).
@@ -138,7 +141,12 @@ pub fn build(config: &Config, shared: &Shared) -> Vec<Arc<dyn Collector>> {
     let mut out: Vec<Arc<dyn Collector>> = Vec::new();
     for name in &config.enabled {
         let allow = crate::identity::LabelAllowlist {
-            keys: f.docker_labels.iter().filter(|k| !k.is_empty()).cloned().collect(),
+            keys: f
+                .docker_labels
+                .iter()
+                .filter(|k| !k.is_empty())
+                .cloned()
+                .collect(),
             regex: f.docker_labels_regex.clone(),
         };
         let c: Arc<dyn Collector> = match *name {

@@ -13,38 +13,172 @@ type Get = fn(&CgroupStats) -> Option<f64>;
 
 /// Single-value families: (name without `_total`, help, is counter, accessor).
 const SCALARS: &[(&str, &str, bool, Get)] = &[
-    ("container_cpu_user_seconds", "Cumulative user cpu time consumed in seconds.", true, |s| s.cpu.as_ref()?.user_seconds),
-    ("container_cpu_system_seconds", "Cumulative system cpu time consumed in seconds.", true, |s| s.cpu.as_ref()?.system_seconds),
-    ("container_cpu_cfs_periods", "Number of elapsed enforcement period intervals.", true, |s| s.cpu.as_ref()?.periods),
-    ("container_cpu_cfs_throttled_periods", "Number of throttled period intervals.", true, |s| s.cpu.as_ref()?.throttled_periods),
-    ("container_cpu_cfs_throttled_seconds", "Total time duration the container has been throttled.", true, |s| s.cpu.as_ref()?.throttled_seconds),
-    ("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", false, |s| s.memory.as_ref()?.usage),
-    ("container_memory_working_set_bytes", "Current working set in bytes.", false, |s| s.memory.as_ref()?.working_set),
-    ("container_memory_rss", "Size of RSS in bytes.", false, |s| s.memory.as_ref()?.rss),
-    ("container_memory_cache", "Number of bytes of page cache memory.", false, |s| s.memory.as_ref()?.cache),
-    ("container_memory_mapped_file", "Size of memory mapped files in bytes.", false, |s| s.memory.as_ref()?.mapped_file),
-    ("container_memory_swap", "Container swap usage in bytes.", false, |s| s.memory.as_ref()?.swap),
-    ("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", false, |s| s.memory.as_ref()?.max_usage),
-    ("container_memory_failcnt", "Number of memory usage hits limits", true, |s| s.memory.as_ref()?.failcnt),
-    ("container_oom_events", "Count of out of memory events observed for the container", true, |s| s.memory.as_ref()?.oom_kills),
-    ("container_spec_cpu_period", "CPU period of the container.", false, |s| s.spec.cpu_period),
-    ("container_spec_cpu_quota", "CPU quota of the container.", false, |s| s.spec.cpu_quota),
-    ("container_spec_cpu_shares", "CPU share of the container.", false, |s| s.spec.cpu_shares),
-    ("container_spec_memory_limit_bytes", "Memory limit for the container.", false, |s| s.spec.memory_limit),
-    ("container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", false, |s| s.spec.memory_reservation),
-    ("container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", false, |s| s.spec.memory_swap_limit),
-    ("container_threads", "Number of threads running inside the container", false, |s| s.pids.as_ref()?.current),
-    ("container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero", false, |s| s.pids.as_ref()?.max),
+    (
+        "container_cpu_user_seconds",
+        "Cumulative user cpu time consumed in seconds.",
+        true,
+        |s| s.cpu.as_ref()?.user_seconds,
+    ),
+    (
+        "container_cpu_system_seconds",
+        "Cumulative system cpu time consumed in seconds.",
+        true,
+        |s| s.cpu.as_ref()?.system_seconds,
+    ),
+    (
+        "container_cpu_cfs_periods",
+        "Number of elapsed enforcement period intervals.",
+        true,
+        |s| s.cpu.as_ref()?.periods,
+    ),
+    (
+        "container_cpu_cfs_throttled_periods",
+        "Number of throttled period intervals.",
+        true,
+        |s| s.cpu.as_ref()?.throttled_periods,
+    ),
+    (
+        "container_cpu_cfs_throttled_seconds",
+        "Total time duration the container has been throttled.",
+        true,
+        |s| s.cpu.as_ref()?.throttled_seconds,
+    ),
+    (
+        "container_memory_usage_bytes",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+        false,
+        |s| s.memory.as_ref()?.usage,
+    ),
+    (
+        "container_memory_working_set_bytes",
+        "Current working set in bytes.",
+        false,
+        |s| s.memory.as_ref()?.working_set,
+    ),
+    (
+        "container_memory_rss",
+        "Size of RSS in bytes.",
+        false,
+        |s| s.memory.as_ref()?.rss,
+    ),
+    (
+        "container_memory_cache",
+        "Number of bytes of page cache memory.",
+        false,
+        |s| s.memory.as_ref()?.cache,
+    ),
+    (
+        "container_memory_mapped_file",
+        "Size of memory mapped files in bytes.",
+        false,
+        |s| s.memory.as_ref()?.mapped_file,
+    ),
+    (
+        "container_memory_swap",
+        "Container swap usage in bytes.",
+        false,
+        |s| s.memory.as_ref()?.swap,
+    ),
+    (
+        "container_memory_max_usage_bytes",
+        "Maximum memory usage recorded in bytes",
+        false,
+        |s| s.memory.as_ref()?.max_usage,
+    ),
+    (
+        "container_memory_failcnt",
+        "Number of memory usage hits limits",
+        true,
+        |s| s.memory.as_ref()?.failcnt,
+    ),
+    (
+        "container_oom_events",
+        "Count of out of memory events observed for the container",
+        true,
+        |s| s.memory.as_ref()?.oom_kills,
+    ),
+    (
+        "container_spec_cpu_period",
+        "CPU period of the container.",
+        false,
+        |s| s.spec.cpu_period,
+    ),
+    (
+        "container_spec_cpu_quota",
+        "CPU quota of the container.",
+        false,
+        |s| s.spec.cpu_quota,
+    ),
+    (
+        "container_spec_cpu_shares",
+        "CPU share of the container.",
+        false,
+        |s| s.spec.cpu_shares,
+    ),
+    (
+        "container_spec_memory_limit_bytes",
+        "Memory limit for the container.",
+        false,
+        |s| s.spec.memory_limit,
+    ),
+    (
+        "container_spec_memory_reservation_limit_bytes",
+        "Memory reservation limit for the container.",
+        false,
+        |s| s.spec.memory_reservation,
+    ),
+    (
+        "container_spec_memory_swap_limit_bytes",
+        "Memory swap limit for the container.",
+        false,
+        |s| s.spec.memory_swap_limit,
+    ),
+    (
+        "container_threads",
+        "Number of threads running inside the container",
+        false,
+        |s| s.pids.as_ref()?.current,
+    ),
+    (
+        "container_threads_max",
+        "Maximum number of threads allowed inside the container, infinity if value is zero",
+        false,
+        |s| s.pids.as_ref()?.max,
+    ),
 ];
 
 /// Pressure families: (name without `_total`, help, accessor).
-const PRESSURE: &[(&str, &str, fn(&CgroupStats) -> Option<f64>)] = &[
-    ("container_pressure_cpu_waiting_seconds", "Total time duration tasks in the container have waited due to CPU congestion.", |s| psi(s, |p| p.cpu).some),
-    ("container_pressure_cpu_stalled_seconds", "Total time duration no tasks in the container could make progress due to CPU congestion.", |s| psi(s, |p| p.cpu).full),
-    ("container_pressure_memory_waiting_seconds", "Total time duration tasks in the container have waited due to memory congestion.", |s| psi(s, |p| p.memory).some),
-    ("container_pressure_memory_stalled_seconds", "Total time duration no tasks in the container could make progress due to memory congestion.", |s| psi(s, |p| p.memory).full),
-    ("container_pressure_io_waiting_seconds", "Total time duration tasks in the container have waited due to IO congestion.", |s| psi(s, |p| p.io).some),
-    ("container_pressure_io_stalled_seconds", "Total time duration no tasks in the container could make progress due to IO congestion.", |s| psi(s, |p| p.io).full),
+const PRESSURE: &[(&str, &str, Get)] = &[
+    (
+        "container_pressure_cpu_waiting_seconds",
+        "Total time duration tasks in the container have waited due to CPU congestion.",
+        |s| psi(s, |p| p.cpu).some,
+    ),
+    (
+        "container_pressure_cpu_stalled_seconds",
+        "Total time duration no tasks in the container could make progress due to CPU congestion.",
+        |s| psi(s, |p| p.cpu).full,
+    ),
+    (
+        "container_pressure_memory_waiting_seconds",
+        "Total time duration tasks in the container have waited due to memory congestion.",
+        |s| psi(s, |p| p.memory).some,
+    ),
+    (
+        "container_pressure_memory_stalled_seconds",
+        "Total time duration no tasks in the container could make progress due to memory congestion.",
+        |s| psi(s, |p| p.memory).full,
+    ),
+    (
+        "container_pressure_io_waiting_seconds",
+        "Total time duration tasks in the container have waited due to IO congestion.",
+        |s| psi(s, |p| p.io).some,
+    ),
+    (
+        "container_pressure_io_stalled_seconds",
+        "Total time duration no tasks in the container could make progress due to IO congestion.",
+        |s| psi(s, |p| p.io).full,
+    ),
 ];
 
 fn psi(s: &CgroupStats, pick: fn(&crate::cgroup::PressureStats) -> Psi) -> Psi {
@@ -53,22 +187,62 @@ fn psi(s: &CgroupStats, pick: fn(&crate::cgroup::PressureStats) -> Psi) -> Psi {
 
 /// Network families by position in the entry's 8 values.
 const NETWORK: [(&str, &str); 8] = [
-    ("container_network_receive_bytes", "Cumulative count of bytes received"),
-    ("container_network_receive_packets", "Cumulative count of packets received"),
-    ("container_network_receive_packets_dropped", "Cumulative count of packets dropped while receiving"),
-    ("container_network_receive_errors", "Cumulative count of errors encountered while receiving"),
-    ("container_network_transmit_bytes", "Cumulative count of bytes transmitted"),
-    ("container_network_transmit_packets", "Cumulative count of packets transmitted"),
-    ("container_network_transmit_packets_dropped", "Cumulative count of packets dropped while transmitting"),
-    ("container_network_transmit_errors", "Cumulative count of errors encountered while transmitting"),
+    (
+        "container_network_receive_bytes",
+        "Cumulative count of bytes received",
+    ),
+    (
+        "container_network_receive_packets",
+        "Cumulative count of packets received",
+    ),
+    (
+        "container_network_receive_packets_dropped",
+        "Cumulative count of packets dropped while receiving",
+    ),
+    (
+        "container_network_receive_errors",
+        "Cumulative count of errors encountered while receiving",
+    ),
+    (
+        "container_network_transmit_bytes",
+        "Cumulative count of bytes transmitted",
+    ),
+    (
+        "container_network_transmit_packets",
+        "Cumulative count of packets transmitted",
+    ),
+    (
+        "container_network_transmit_packets_dropped",
+        "Cumulative count of packets dropped while transmitting",
+    ),
+    (
+        "container_network_transmit_errors",
+        "Cumulative count of errors encountered while transmitting",
+    ),
 ];
 
 type BlkGet = fn(&crate::cgroup::BlkioDevice) -> Option<f64>;
 const BLKIO: [(&str, &str, BlkGet); 4] = [
-    ("container_fs_reads_bytes", "Cumulative count of bytes read", |d| d.read_bytes),
-    ("container_fs_writes_bytes", "Cumulative count of bytes written", |d| d.write_bytes),
-    ("container_fs_reads", "Cumulative count of reads completed", |d| d.reads),
-    ("container_fs_writes", "Cumulative count of writes completed", |d| d.writes),
+    (
+        "container_fs_reads_bytes",
+        "Cumulative count of bytes read",
+        |d| d.read_bytes,
+    ),
+    (
+        "container_fs_writes_bytes",
+        "Cumulative count of bytes written",
+        |d| d.write_bytes,
+    ),
+    (
+        "container_fs_reads",
+        "Cumulative count of reads completed",
+        |d| d.reads,
+    ),
+    (
+        "container_fs_writes",
+        "Cumulative count of writes completed",
+        |d| d.writes,
+    ),
 ];
 
 fn with<'a>(base: &[(&'a str, &'a str)], extra: (&'a str, &'a str)) -> Vec<(&'a str, &'a str)> {
@@ -80,11 +254,23 @@ fn with<'a>(base: &[(&'a str, &'a str)], extra: (&'a str, &'a str)) -> Vec<(&'a 
 
 impl Exposable for ContainersSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
-        let labels: Vec<Vec<(&str, &str)>> = self.entries.iter().map(|e| e.identity.labels(&self.columns)).collect();
+        let labels: Vec<Vec<(&str, &str)>> = self
+            .entries
+            .iter()
+            .map(|e| e.identity.labels(&self.columns))
+            .collect();
         let rows = || self.entries.iter().zip(&labels);
 
-        if rows().any(|(e, _)| e.stats.cpu.as_ref().is_some_and(|c| c.usage_seconds.is_some())) {
-            let mut f = out.counter("container_cpu_usage_seconds", "Cumulative cpu time consumed in seconds.")?;
+        if rows().any(|(e, _)| {
+            e.stats
+                .cpu
+                .as_ref()
+                .is_some_and(|c| c.usage_seconds.is_some())
+        }) {
+            let mut f = out.counter(
+                "container_cpu_usage_seconds",
+                "Cumulative cpu time consumed in seconds.",
+            )?;
             for (e, l) in rows() {
                 if let Some(v) = e.stats.cpu.as_ref().and_then(|c| c.usage_seconds) {
                     f.sample(&with(l, ("cpu", "total")), v)?;
@@ -95,7 +281,11 @@ impl Exposable for ContainersSample {
             if !rows().any(|(e, _)| get(&e.stats).is_some()) {
                 continue;
             }
-            let mut f = if *counter { out.counter(name, help)? } else { out.gauge(name, help)? };
+            let mut f = if *counter {
+                out.counter(name, help)?
+            } else {
+                out.gauge(name, help)?
+            };
             for (e, l) in rows() {
                 if let Some(v) = get(&e.stats) {
                     f.sample(l, v)?;
@@ -103,7 +293,10 @@ impl Exposable for ContainersSample {
             }
         }
         if rows().any(|(e, _)| e.stats.memory.as_ref().is_some_and(|m| m.pgfault.is_some())) {
-            let mut f = out.counter("container_memory_failures", "Cumulative count of memory allocation failures.")?;
+            let mut f = out.counter(
+                "container_memory_failures",
+                "Cumulative count of memory allocation failures.",
+            )?;
             for (e, l) in rows() {
                 let Some(m) = &e.stats.memory else { continue };
                 for (kind, pair) in [("pgfault", m.pgfault), ("pgmajfault", m.pgmajfault)] {
@@ -155,9 +348,21 @@ impl Exposable for ContainersSample {
         }
         type ProcGet = fn(&crate::collector::cgroup::ProcStats) -> f64;
         let procs: [(&str, &str, ProcGet); 3] = [
-            ("container_processes", "Number of processes running inside the container.", |p| p.processes),
-            ("container_file_descriptors", "Number of open file descriptors for the container.", |p| p.file_descriptors),
-            ("container_sockets", "Number of open sockets for the container.", |p| p.sockets),
+            (
+                "container_processes",
+                "Number of processes running inside the container.",
+                |p| p.processes,
+            ),
+            (
+                "container_file_descriptors",
+                "Number of open file descriptors for the container.",
+                |p| p.file_descriptors,
+            ),
+            (
+                "container_sockets",
+                "Number of open sockets for the container.",
+                |p| p.sockets,
+            ),
         ];
         for (name, help, get) in procs {
             if !rows().any(|(e, _)| e.procs.is_some()) {
@@ -172,8 +377,16 @@ impl Exposable for ContainersSample {
         }
         type EntryGet = fn(&ContainerEntry) -> Option<f64>;
         let meta: [(&str, &str, EntryGet); 2] = [
-            ("container_start_time_seconds", "Start time of the container since unix epoch in seconds.", |e| e.start_time),
-            ("container_health_state", "The result of the container's health check: 1 healthy, 0 unhealthy or starting, -1 no health check", |e| e.health),
+            (
+                "container_start_time_seconds",
+                "Start time of the container since unix epoch in seconds.",
+                |e| e.start_time,
+            ),
+            (
+                "container_health_state",
+                "The result of the container's health check: 1 healthy, 0 unhealthy or starting, -1 no health check",
+                |e| e.health,
+            ),
         ];
         for (name, help, get) in meta {
             if !rows().any(|(e, _)| get(e).is_some()) {
@@ -187,7 +400,10 @@ impl Exposable for ContainersSample {
             }
         }
         if !self.entries.is_empty() {
-            let mut f = out.gauge("container_last_seen", "Last time a container was seen by the exporter")?;
+            let mut f = out.gauge(
+                "container_last_seen",
+                "Last time a container was seen by the exporter",
+            )?;
             for (_, l) in rows() {
                 f.sample(l, self.now)?;
             }
@@ -201,7 +417,11 @@ impl Exposable for DockerSample {
         if self.containers.is_empty() {
             return Ok(());
         }
-        let labels: Vec<Vec<(&str, &str)>> = self.containers.iter().map(|c| c.identity.labels(&self.columns)).collect();
+        let labels: Vec<Vec<(&str, &str)>> = self
+            .containers
+            .iter()
+            .map(|c| c.identity.labels(&self.columns))
+            .collect();
         let mut f = out.gauge(
             "stevedore_container_state",
             "Docker state of the container: 1 for the current state, 0 for the others.",

@@ -15,12 +15,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
-use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions, StatsOptions};
+use bollard::query_parameters::{
+    EventsOptions, InspectContainerOptions, ListContainersOptions, StatsOptions,
+};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use super::{ContainerMeta, MetaStore};
-use crate::cgroup::{BlkioDevice, CgroupStats, CpuStats, MemoryStats, PidsStats, SpecStats, working_set};
+use crate::cgroup::{
+    BlkioDevice, CgroupStats, CpuStats, MemoryStats, PidsStats, SpecStats, working_set,
+};
 
 /// Settings of the Docker source.
 #[derive(Debug, Clone)]
@@ -64,7 +68,11 @@ fn connect(host: &Option<String>) -> Result<Docker, bollard::errors::Error> {
             let path = h.trim_start_matches("unix://");
             Docker::connect_with_unix(path, 30, bollard::API_DEFAULT_VERSION)
         }
-        Some(h) => Docker::connect_with_http(h.trim_start_matches("tcp://"), 30, bollard::API_DEFAULT_VERSION),
+        Some(h) => Docker::connect_with_http(
+            h.trim_start_matches("tcp://"),
+            30,
+            bollard::API_DEFAULT_VERSION,
+        ),
     }
 }
 
@@ -73,7 +81,9 @@ pub fn parse_time(s: &str) -> Option<f64> {
     if s.is_empty() || s.starts_with("0001-01-01") {
         return None;
     }
-    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok().or_else(|| humantime::parse_rfc3339(s).ok())?;
+    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(s).ok())?;
     Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs_f64())
 }
 
@@ -97,7 +107,11 @@ fn expand_slice(slice: &str) -> String {
 /// The cgroup path Docker gives a container, from the cgroup driver and the container's cgroup parent.
 pub fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
     if driver == "systemd" {
-        let slice = if parent.is_empty() { "system.slice" } else { parent };
+        let slice = if parent.is_empty() {
+            "system.slice"
+        } else {
+            parent
+        };
         format!("{}/docker-{id}.scope", expand_slice(slice))
     } else {
         let parent = if parent.is_empty() { "/docker" } else { parent };
@@ -105,17 +119,35 @@ pub fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
     }
 }
 
-fn meta_from_inspect(c: bollard::models::ContainerInspectResponse, driver: &str) -> Option<ContainerMeta> {
+fn meta_from_inspect(
+    c: bollard::models::ContainerInspectResponse,
+    driver: &str,
+) -> Option<ContainerMeta> {
     let id = c.id?;
     let state = c.state.unwrap_or_default();
     let config = c.config.unwrap_or_default();
-    let parent = c.host_config.and_then(|h| h.cgroup_parent).unwrap_or_default();
-    let health = state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
+    let parent = c
+        .host_config
+        .and_then(|h| h.cgroup_parent)
+        .unwrap_or_default();
+    let health = state
+        .health
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     Some(ContainerMeta {
         cgroup_path: Some(cgroup_path(driver, &parent, &id)),
-        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
         image: config.image.unwrap_or_default(),
-        labels: config.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+        labels: config
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
         state: state.status.map(|s| s.to_string()).unwrap_or_default(),
         health,
         restart_count: c.restart_count.unwrap_or(0).max(0) as u64,
@@ -125,7 +157,12 @@ fn meta_from_inspect(c: bollard::models::ContainerInspectResponse, driver: &str)
 }
 
 /// Starts the background task(s). `up` is the `stevedore_source_up{source="docker"}` flag.
-pub fn spawn(config: Config, store: Arc<MetaStore>, up: Arc<AtomicBool>, stats: Option<(Arc<StatsCache>, Arc<AtomicBool>)>) {
+pub fn spawn(
+    config: Config,
+    store: Arc<MetaStore>,
+    up: Arc<AtomicBool>,
+    stats: Option<(Arc<StatsCache>, Arc<AtomicBool>)>,
+) {
     let cfg = config.clone();
     tokio::spawn(run_identity(config, store.clone(), up));
     if let Some((cache, stats_up)) = stats {
@@ -136,49 +173,63 @@ pub fn spawn(config: Config, store: Arc<MetaStore>, up: Arc<AtomicBool>, stats: 
 /// Keeps the identity cache current for as long as the process runs.
 async fn run_identity(config: Config, store: Arc<MetaStore>, up: Arc<AtomicBool>) {
     let mut backoff = Duration::from_millis(500);
-    let mut last_error: Option<String> = None;
+    // Whether the current outage has been logged: one line when the source goes down, one when it is back.
+    let mut down_logged = false;
     loop {
-        match sync_and_follow(&config, &store, &up).await {
-            Ok(()) => {
-                backoff = Duration::from_millis(500);
-                if up.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("docker events stream ended; reconnecting (container names are kept meanwhile)");
-                }
-                last_error = None;
-            }
-            Err(e) => {
-                let was_up = up.swap(false, Ordering::Relaxed);
-                if was_up || last_error.is_none() {
-                    tracing::error!(
-                        error = %e,
-                        host = config.host.as_deref().unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock"),
-                        "docker unreachable; cgroup metrics keep flowing with the names already known; \
-                         retrying with backoff (check --docker.host and that the socket is mounted and readable)"
-                    );
-                }
-                last_error = Some(e);
-            }
+        let result = sync_and_follow(&config, &store, &up).await;
+        let was_up = up.swap(false, Ordering::Relaxed);
+        if was_up {
+            backoff = Duration::from_millis(500);
+            down_logged = false;
+        }
+        if !down_logged {
+            let why = match &result {
+                Ok(()) => "the events stream ended".to_string(),
+                Err(e) => e.clone(),
+            };
+            tracing::error!(
+                error = %why,
+                host = config.host.as_deref().unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock"),
+                "docker unreachable; cgroup metrics keep flowing with the names already known; \
+                 retrying with backoff (check --docker.host and that the socket is mounted and readable)"
+            );
+            down_logged = true;
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
-async fn sync_and_follow(config: &Config, store: &MetaStore, up: &AtomicBool) -> Result<(), String> {
+async fn sync_and_follow(
+    config: &Config,
+    store: &MetaStore,
+    up: &AtomicBool,
+) -> Result<(), String> {
     let docker = connect(&config.host).map_err(|e| e.to_string())?;
     let info = docker.info().await.map_err(|e| e.to_string())?;
-    let driver = info.cgroup_driver.map(|d| d.to_string()).unwrap_or_else(|| "cgroupfs".into());
+    let driver = info
+        .cgroup_driver
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| "cgroupfs".into());
     // Events are asked for from just before the list, so nothing that happens in between is missed;
     // replaying an event twice is harmless (each one re-inspects).
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs().saturating_sub(1)).unwrap_or(0);
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(1))
+        .unwrap_or(0);
     let list = docker
-        .list_containers(Some(ListContainersOptions { all: true, ..Default::default() }))
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
         .await
         .map_err(|e| e.to_string())?;
     let mut all = HashMap::new();
     for c in list {
         let Some(id) = c.id else { continue };
-        if let Ok(full) = docker.inspect_container(&id, None::<InspectContainerOptions>).await
+        if let Ok(full) = docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
             && let Some(meta) = meta_from_inspect(full, &driver)
         {
             all.insert(meta.id.clone(), Arc::new(meta));
@@ -199,21 +250,33 @@ async fn sync_and_follow(config: &Config, store: &MetaStore, up: &AtomicBool) ->
     while let Some(ev) = events.next().await {
         let ev = ev.map_err(|e| format!("events stream: {e}"))?;
         let action = ev.action.unwrap_or_default();
-        let Some(id) = ev.actor.and_then(|a| a.id) else { continue };
-        if action.starts_with("exec_") || action == "attach" || action == "resize" || action == "top" || action == "export" {
+        let Some(id) = ev.actor.and_then(|a| a.id) else {
+            continue;
+        };
+        if action.starts_with("exec_")
+            || action == "attach"
+            || action == "resize"
+            || action == "top"
+            || action == "export"
+        {
             continue;
         }
         if action == "destroy" {
             store.remove(&id);
             continue;
         }
-        match docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+        match docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+        {
             Ok(full) => {
                 if let Some(meta) = meta_from_inspect(full, &driver) {
                     store.upsert(meta);
                 }
             }
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => store.remove(&id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => store.remove(&id),
             Err(e) => return Err(format!("inspect {id}: {e}")),
         }
     }
@@ -243,27 +306,49 @@ pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
             usage,
             working_set: working_set(usage, inactive),
             rss: g("total_rss").or_else(|| g("rss")).or_else(|| g("anon")),
-            cache: g("total_cache").or_else(|| g("cache")).or_else(|| g("file")),
-            mapped_file: g("total_mapped_file").or_else(|| g("mapped_file")).or_else(|| g("file_mapped")),
+            cache: g("total_cache")
+                .or_else(|| g("cache"))
+                .or_else(|| g("file")),
+            mapped_file: g("total_mapped_file")
+                .or_else(|| g("mapped_file"))
+                .or_else(|| g("file_mapped")),
             max_usage: m.max_usage.map(|v| v as f64),
             failcnt: m.failcnt.map(|v| v as f64),
             ..Default::default()
         });
-        s.spec = SpecStats { memory_limit: m.limit.map(|v| v as f64), ..Default::default() };
+        s.spec = SpecStats {
+            memory_limit: m.limit.map(|v| v as f64),
+            ..Default::default()
+        };
     }
     if let Some(p) = &r.pids_stats {
-        s.pids = Some(PidsStats { current: p.current.map(|v| v as f64), max: p.limit.map(|v| v as f64) });
+        s.pids = Some(PidsStats {
+            current: p.current.map(|v| v as f64),
+            max: p.limit.map(|v| v as f64),
+        });
     }
     if let Some(b) = &r.blkio_stats {
         let mut devices: Vec<BlkioDevice> = Vec::new();
-        let mut add = |entries: &Option<Vec<bollard::models::ContainerBlkioStatEntry>>, bytes: bool| {
+        let mut add = |entries: &Option<Vec<bollard::models::ContainerBlkioStatEntry>>,
+                       bytes: bool| {
             for e in entries.iter().flatten() {
-                let (Some(maj), Some(min), Some(op), Some(v)) = (e.major, e.minor, e.op.as_deref(), e.value) else { continue };
+                let (Some(maj), Some(min), Some(op), Some(v)) =
+                    (e.major, e.minor, e.op.as_deref(), e.value)
+                else {
+                    continue;
+                };
                 let (maj, min) = (maj as u32, min as u32);
-                let i = match devices.iter().position(|d| d.major == maj && d.minor == min) {
+                let i = match devices
+                    .iter()
+                    .position(|d| d.major == maj && d.minor == min)
+                {
                     Some(i) => i,
                     None => {
-                        devices.push(BlkioDevice { major: maj, minor: min, ..Default::default() });
+                        devices.push(BlkioDevice {
+                            major: maj,
+                            minor: min,
+                            ..Default::default()
+                        });
                         devices.len() - 1
                     }
                 };
@@ -290,8 +375,14 @@ pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
             (
                 name.clone(),
                 [
-                    v(n.rx_bytes), v(n.rx_packets), v(n.rx_dropped), v(n.rx_errors),
-                    v(n.tx_bytes), v(n.tx_packets), v(n.tx_dropped), v(n.tx_errors),
+                    v(n.rx_bytes),
+                    v(n.rx_packets),
+                    v(n.rx_dropped),
+                    v(n.rx_errors),
+                    v(n.tx_bytes),
+                    v(n.tx_packets),
+                    v(n.tx_dropped),
+                    v(n.tx_errors),
                 ],
             )
         })
@@ -302,7 +393,12 @@ pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
 
 /// Polls the stats API of every running container: one-shot, at most `stats_concurrency` at once, each
 /// bounded by `stats_timeout`. A container that does not answer in time keeps no figures this round.
-async fn run_stats(config: Config, store: Arc<MetaStore>, cache: Arc<StatsCache>, up: Arc<AtomicBool>) {
+async fn run_stats(
+    config: Config,
+    store: Arc<MetaStore>,
+    cache: Arc<StatsCache>,
+    up: Arc<AtomicBool>,
+) {
     let sem = Arc::new(Semaphore::new(config.stats_concurrency.max(1)));
     let mut failing = false;
     loop {
@@ -321,9 +417,15 @@ async fn run_stats(config: Config, store: Arc<MetaStore>, cache: Arc<StatsCache>
                     let timeout = config.stats_timeout;
                     tasks.spawn(async move {
                         let _permit = sem.acquire_owned().await.ok()?;
-                        let opts = StatsOptions { stream: false, one_shot: true };
+                        let opts = StatsOptions {
+                            stream: false,
+                            one_shot: true,
+                        };
                         let mut stream = docker.stats(&id, Some(opts));
-                        let r = tokio::time::timeout(timeout, stream.next()).await.ok()??.ok()?;
+                        let r = tokio::time::timeout(timeout, stream.next())
+                            .await
+                            .ok()??
+                            .ok()?;
                         Some((id, Arc::new(from_stats(&r))))
                     });
                 }
@@ -333,7 +435,8 @@ async fn run_stats(config: Config, store: Arc<MetaStore>, cache: Arc<StatsCache>
                         next.insert(id, s);
                     }
                 }
-                let ok = store.snapshot().values().all(|m| m.state != "running") || !next.is_empty();
+                let ok =
+                    store.snapshot().values().all(|m| m.state != "running") || !next.is_empty();
                 cache.replace(next);
                 up.store(ok, Ordering::Relaxed);
                 if ok == failing {
@@ -341,7 +444,9 @@ async fn run_stats(config: Config, store: Arc<MetaStore>, cache: Arc<StatsCache>
                     if ok {
                         tracing::info!("docker stats API answering again");
                     } else {
-                        tracing::error!("docker stats API gave no figures for any running container");
+                        tracing::error!(
+                            "docker stats API gave no figures for any running container"
+                        );
                     }
                 }
             }
@@ -365,8 +470,14 @@ mod tests {
     fn cgroup_paths() {
         let id = "abc";
         assert_eq!(cgroup_path("cgroupfs", "", id), "/docker/abc");
-        assert_eq!(cgroup_path("cgroupfs", "/kubepods/burstable/pod1", id), "/kubepods/burstable/pod1/abc");
-        assert_eq!(cgroup_path("systemd", "", id), "/system.slice/docker-abc.scope");
+        assert_eq!(
+            cgroup_path("cgroupfs", "/kubepods/burstable/pod1", id),
+            "/kubepods/burstable/pod1/abc"
+        );
+        assert_eq!(
+            cgroup_path("systemd", "", id),
+            "/system.slice/docker-abc.scope"
+        );
         assert_eq!(
             cgroup_path("systemd", "kubepods-burstable-pod1.slice", id),
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/docker-abc.scope"
@@ -378,7 +489,7 @@ mod tests {
         assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some(10.0));
         let t = parse_time("2026-11-25T12:49:29.554101111Z").unwrap();
-        assert!((t - 1795610969.554101111).abs() < 1e-3, "{t}");
+        assert!((t - 1_795_610_969.554_101).abs() < 1e-3, "{t}");
         assert_eq!(parse_time(""), None);
     }
 }

@@ -75,7 +75,10 @@ pub struct SourceStatus {
 impl SourceStatus {
     pub fn register(&self, name: &'static str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        self.sources.lock().unwrap_or_else(|p| p.into_inner()).push((name, flag.clone()));
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name, flag.clone()));
         flag
     }
 

@@ -125,6 +125,8 @@ pub struct Exporter {
     pub child: Child,
     pub addr: String,
     pub log: mpsc::Receiver<String>,
+    /// Lines logged up to and including "listening", returned by the first drain_log().
+    startup: std::cell::RefCell<Vec<String>>,
 }
 
 impl Exporter {
@@ -146,10 +148,12 @@ impl Exporter {
             }
         });
         let mut addr = None;
+        let mut startup = Vec::new();
         while addr.is_none() {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("stevedore did not log 'listening' within 20s");
+            startup.push(line.clone());
             if line.contains("message=listening") {
                 addr = line
                     .split_whitespace()
@@ -161,6 +165,7 @@ impl Exporter {
             child,
             addr: addr.unwrap(),
             log: rx,
+            startup: std::cell::RefCell::new(startup),
         }
     }
 
@@ -184,7 +189,9 @@ impl Exporter {
 
     /// Log lines printed so far.
     pub fn drain_log(&self) -> Vec<String> {
-        self.log.try_iter().collect()
+        let mut lines = std::mem::take(&mut *self.startup.borrow_mut());
+        lines.extend(self.log.try_iter());
+        lines
     }
 }
 
@@ -310,4 +317,151 @@ pub fn promtool_problems(body: &str) -> Vec<String> {
         .filter(|l| *l != "container_memory_failcnt counter metrics should have \"_total\" suffix")
         .map(str::to_string)
         .collect()
+}
+
+/// The test image: a root filesystem of Debian's busybox-static with its applet links, imported with
+/// `docker import` (no registry needed). Built once per test process.
+pub const IMAGE: &str = "stevedore-test/busybox:latest";
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI (Debian's docker.io)");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn ensure_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let ok = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .map(|o| o.status.success());
+        if ok.unwrap_or(false) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("/bin/busybox (Debian's busybox-static)");
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+            }
+        }
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C {} -c . | docker import - {IMAGE} >/dev/null",
+                dir.path().display()
+            ))
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "docker import of the busybox image failed"
+        );
+    });
+}
+
+/// A container started for a test, removed (with its cgroup) on drop.
+pub struct Container {
+    pub id: String,
+    pub name: String,
+}
+
+impl Container {
+    /// `docker run -d --name <unique> <opts> IMAGE sh -c <script>`.
+    pub fn run(tag: &str, opts: &[&str], script: &str) -> Container {
+        ensure_image();
+        let name = format!("sdtest-{tag}-{}", std::process::id());
+        let mut args = vec!["run", "-d", "--name", &name];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        let out = Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("docker CLI");
+        if !out.status.success() {
+            // `docker run` can fail after creating the container: leave nothing behind.
+            let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+            panic!(
+                "docker {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Container { id, name }
+    }
+
+    pub fn cgroup(&self) -> String {
+        format!("/docker/{}", self.id)
+    }
+
+    /// A file of this container's cgroup in a v1 hierarchy (this machine: cgroupfs driver, v1 or hybrid).
+    pub fn v1_file(&self, controller: &str, file: &str) -> PathBuf {
+        PathBuf::from(format!(
+            "/sys/fs/cgroup/{controller}/docker/{}/{file}",
+            self.id
+        ))
+    }
+
+    pub fn inspect(&self, format: &str) -> String {
+        docker(&["inspect", "-f", format, &self.id])
+    }
+
+    pub fn exec(&self, script: &str) -> String {
+        docker(&["exec", &self.id, "sh", "-c", script])
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
+    }
+}
+
+/// Scrapes until `pred` holds (identity arrives through Docker's events, asynchronously), at most `secs`.
+pub fn scrape_until(
+    e: &Exporter,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&[Sample]) -> bool,
+) -> Vec<Sample> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = parse_exposition(&e.metrics());
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Reads a number from a file (a cgroup file), or the value of `key` in a `key value` file.
+pub fn read_num(path: &Path, key: Option<&str>) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match key {
+        None => text.trim().parse().unwrap(),
+        Some(k) => text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("{k} not in {}", path.display()))
+            .trim()
+            .parse()
+            .unwrap(),
+    }
 }
