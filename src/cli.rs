@@ -150,6 +150,15 @@ pub struct Flags {
     )]
     pub cgroup_include_system: bool,
 
+    /// Keep cgroup files open between scrapes and re-read them in place: about ten times less CPU per
+    /// scrape on hosts with many containers, at the price of about 15 open files and 60 KiB of kernel
+    /// memory per container (charged to the exporter's memory cgroup).
+    #[arg(
+        long = "collector.cgroup.keep-open",
+        env = "STEVEDORE_COLLECTOR_CGROUP_KEEP_OPEN"
+    )]
+    pub cgroup_keep_open: bool,
+
     /// Docker daemon address (unix:///var/run/docker.sock, tcp://host:2375). Unset: DOCKER_HOST, else the
     /// local socket.
     #[arg(long = "docker.host", env = "STEVEDORE_DOCKER_HOST")]

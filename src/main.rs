@@ -34,6 +34,29 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit (as the Go runtime does for its programs), for
+/// --collector.cgroup.keep-open, which keeps about 15 files open per container.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
+    {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
+            tracing::warn!(
+                soft = lim.rlim_cur,
+                "cannot raise the open-files limit; --collector.cgroup.keep-open may run out of files"
+            );
+        }
+    }
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
@@ -56,6 +79,10 @@ async fn main() -> ExitCode {
     let flags = &config.flags;
     init_logging(flags.log_level, flags.log_format);
 
+    if flags.cgroup_keep_open {
+        raise_fd_limit();
+        stevedore::cgroup::stats::set_keep_open(true);
+    }
     let sources = Arc::new(stevedore::source::SourceStatus::default());
     let mut shared = collector::Shared::default();
     if config.enabled.contains(&"docker") {

@@ -110,18 +110,29 @@ impl Layout {
 
     /// Reads one cgroup (`rel` is its path relative to the hierarchy roots, `/` for the root).
     pub fn read(&self, rel: &str, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
+        self.read_with_spec(rel, is_root, None, buf)
+    }
+
+    /// As [`Layout::read`]; with `spec` (the cgroup's limits, read recently) the limit files are skipped.
+    pub fn read_with_spec(
+        &self,
+        rel: &str,
+        is_root: bool,
+        spec: Option<&SpecStats>,
+        buf: &mut Vec<u8>,
+    ) -> CgroupStats {
         match self {
             Layout::V1 {
                 controllers,
                 unified,
             } => {
-                let mut s = v1::read(controllers, rel, buf);
+                let mut s = v1::read(controllers, rel, spec, buf);
                 if let Some(u) = unified {
                     s.pressure = v2::read_pressure(&join(u, rel), buf);
                 }
                 s
             }
-            Layout::V2 { root } => v2::read(&join(root, rel), is_root, buf),
+            Layout::V2 { root } => v2::read(&join(root, rel), is_root, spec, buf),
         }
     }
 

@@ -7,50 +7,69 @@ use super::join;
 use super::stats::*;
 use crate::collector::{num, user_hz};
 
-pub fn read(controllers: &BTreeMap<String, PathBuf>, rel: &str, buf: &mut Vec<u8>) -> CgroupStats {
+/// Reads one cgroup. With `spec` (limits read recently), the limit and share files are not read again.
+pub fn read(
+    controllers: &BTreeMap<String, PathBuf>,
+    rel: &str,
+    spec: Option<&SpecStats>,
+    buf: &mut Vec<u8>,
+) -> CgroupStats {
     let dir = |c: &str| controllers.get(c).map(|r| join(r, rel));
     let mut s = CgroupStats::default();
     if let Some(cpuacct) = dir("cpuacct") {
         s.cpu = read_cpu(&cpuacct, dir("cpu").as_deref(), buf);
     }
-    if let Some(cpu) = dir("cpu") {
-        s.spec.cpu_shares = read_num(&cpu.join("cpu.shares"), buf);
-        s.spec.cpu_period = read_num(&cpu.join("cpu.cfs_period_us"), buf);
-        s.spec.cpu_quota = read_num(&cpu.join("cpu.cfs_quota_us"), buf).filter(|q| *q > 0.0);
-        if s.spec.cpu_quota.is_none()
-            && let Some(c) = s.cpu.as_mut()
-        {
-            // Throttling figures only mean something where a quota is set.
-            c.periods = None;
-            c.throttled_periods = None;
-            c.throttled_seconds = None;
-        }
-    }
     if let Some(mem) = dir("memory") {
         s.memory = read_memory(&mem, buf);
-        if s.memory.is_some() {
-            s.spec.memory_limit = limit(read_num(&mem.join("memory.limit_in_bytes"), buf));
-            s.spec.memory_reservation =
-                limit(read_num(&mem.join("memory.soft_limit_in_bytes"), buf));
-            s.spec.memory_swap_limit =
-                limit(read_num(&mem.join("memory.memsw.limit_in_bytes"), buf));
-        }
     }
     if let Some(blkio) = dir("blkio") {
         s.blkio = read_blkio(&blkio, buf);
     }
-    if let Some(pids) = dir("pids")
-        && let Some(current) = read_num(&pids.join("pids.current"), buf)
-    {
-        let max = read_into(&pids.join("pids.max"), buf)
-            .map(str::trim)
-            .and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
+    let current = dir("pids").and_then(|p| read_num(&p.join("pids.current"), buf));
+    s.spec = match spec {
+        Some(cached) => cached.clone(),
+        None => read_spec(&dir, s.memory.is_some(), buf),
+    };
+    if let Some(current) = current {
         s.pids = Some(PidsStats {
             current: Some(current),
-            max,
+            max: s.spec.pids_max,
         });
     }
+    if s.spec.cpu_quota.is_none()
+        && let Some(c) = s.cpu.as_mut()
+    {
+        // Throttling figures only mean something where a quota is set.
+        c.periods = None;
+        c.throttled_periods = None;
+        c.throttled_seconds = None;
+    }
     s
+}
+
+/// Limits and shares: they change only when someone updates the container.
+fn read_spec(
+    dir: &dyn Fn(&str) -> Option<PathBuf>,
+    has_memory: bool,
+    buf: &mut Vec<u8>,
+) -> SpecStats {
+    let mut spec = SpecStats::default();
+    if let Some(cpu) = dir("cpu") {
+        spec.cpu_shares = read_num(&cpu.join("cpu.shares"), buf);
+        spec.cpu_period = read_num(&cpu.join("cpu.cfs_period_us"), buf);
+        spec.cpu_quota = read_num(&cpu.join("cpu.cfs_quota_us"), buf).filter(|q| *q > 0.0);
+    }
+    if has_memory && let Some(mem) = dir("memory") {
+        spec.memory_limit = limit(read_num(&mem.join("memory.limit_in_bytes"), buf));
+        spec.memory_reservation = limit(read_num(&mem.join("memory.soft_limit_in_bytes"), buf));
+        spec.memory_swap_limit = limit(read_num(&mem.join("memory.memsw.limit_in_bytes"), buf));
+    }
+    if let Some(pids) = dir("pids") {
+        spec.pids_max = read_into(&pids.join("pids.max"), buf)
+            .map(str::trim)
+            .and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
+    }
+    spec
 }
 
 fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, buf: &mut Vec<u8>) -> Option<CpuStats> {

@@ -5,15 +5,26 @@ use std::path::Path;
 use super::stats::*;
 use crate::collector::num;
 
-pub fn read(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
+/// Reads one cgroup. With `spec` (limits read recently), the limit and weight files are not read again.
+pub fn read(dir: &Path, is_root: bool, spec: Option<&SpecStats>, buf: &mut Vec<u8>) -> CgroupStats {
     let mut s = CgroupStats::default();
     if let Some(text) = read_into(&dir.join("cpu.stat"), buf) {
         s.cpu = Some(parse_cpu_stat(text));
     }
-    if let Some(text) = read_into(&dir.join("cpu.max"), buf) {
-        let (quota, period) = parse_cpu_max(text);
-        s.spec.cpu_quota = quota;
-        s.spec.cpu_period = period;
+    s.memory = read_memory(dir, is_root, buf);
+    if let Some(text) = read_into(&dir.join("io.stat"), buf) {
+        s.blkio = parse_io_stat(text);
+    }
+    let current = read_num(&dir.join("pids.current"), buf);
+    s.spec = match spec {
+        Some(cached) => cached.clone(),
+        None => read_spec(dir, s.memory.is_some() || !is_root, buf),
+    };
+    if let Some(current) = current {
+        s.pids = Some(PidsStats {
+            current: Some(current),
+            max: s.spec.pids_max,
+        });
     }
     if s.spec.cpu_quota.is_none()
         && let Some(c) = s.cpu.as_mut()
@@ -22,32 +33,31 @@ pub fn read(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
         c.throttled_periods = None;
         c.throttled_seconds = None;
     }
-    s.spec.cpu_shares = read_num(&dir.join("cpu.weight"), buf).map(weight_to_shares);
-    s.memory = read_memory(dir, is_root, buf);
-    if s.memory.is_some() || !is_root {
-        let max = |name: &str, buf: &mut Vec<u8>| {
-            read_into(&dir.join(name), buf)
-                .map(str::trim)
-                .and_then(|v| if v == "max" { Some(0.0) } else { num(v) })
-        };
-        s.spec.memory_limit = limit(max("memory.max", buf));
-        s.spec.memory_reservation = limit(max("memory.min", buf));
-        s.spec.memory_swap_limit = limit(max("memory.swap.max", buf));
-    }
-    if let Some(text) = read_into(&dir.join("io.stat"), buf) {
-        s.blkio = parse_io_stat(text);
-    }
-    if let Some(current) = read_num(&dir.join("pids.current"), buf) {
-        let max = read_into(&dir.join("pids.max"), buf)
-            .map(str::trim)
-            .and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
-        s.pids = Some(PidsStats {
-            current: Some(current),
-            max,
-        });
-    }
     s.pressure = read_pressure(dir, buf);
     s
+}
+
+/// Limits and weights: they change only when someone updates the container.
+fn read_spec(dir: &Path, memory: bool, buf: &mut Vec<u8>) -> SpecStats {
+    let mut spec = SpecStats::default();
+    if let Some(text) = read_into(&dir.join("cpu.max"), buf) {
+        let (quota, period) = parse_cpu_max(text);
+        spec.cpu_quota = quota;
+        spec.cpu_period = period;
+    }
+    spec.cpu_shares = read_num(&dir.join("cpu.weight"), buf).map(weight_to_shares);
+    let max = |name: &str, buf: &mut Vec<u8>| {
+        read_into(&dir.join(name), buf)
+            .map(str::trim)
+            .and_then(|v| if v == "max" { Some(0.0) } else { num(v) })
+    };
+    if memory {
+        spec.memory_limit = limit(max("memory.max", buf));
+        spec.memory_reservation = limit(max("memory.min", buf));
+        spec.memory_swap_limit = limit(max("memory.swap.max", buf));
+    }
+    spec.pids_max = max("pids.max", buf);
+    spec
 }
 
 /// The cgroup's PSI files (`cpu.pressure`, `memory.pressure`, `io.pressure`), where the kernel has them.

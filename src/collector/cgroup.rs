@@ -5,14 +5,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{Paths, netdev, num, read};
-use crate::cgroup::{self, CgroupStats, Found, Kind, Layout, stats::read_into};
+use crate::cgroup::{self, CgroupStats, Found, Kind, Layout, SpecStats, stats::read_into};
 use crate::expose::Exposable;
 use crate::identity::{self, Identity, LabelAllowlist};
 use crate::scrape::{CollectError, Collector};
 use crate::source::MetaStore;
 use crate::source::docker::StatsCache;
+
+/// Limits and shares are re-read at most this often (plus a per-cgroup spread of up to 10 s, so a fleet
+/// started together does not refresh in one scrape). They change only when a container is updated;
+/// cAdvisor reads them once, when the container starts.
+const SPEC_REFRESH: Duration = Duration::from_secs(30);
 
 /// Interfaces never reported for a container (cAdvisor's list): loopback and the host ends of bridges.
 const SKIP_INTERFACES: [&str; 4] = ["lo", "veth", "docker", "nerdctl"];
@@ -55,6 +61,10 @@ pub struct CgroupCollector {
     allow: LabelAllowlist,
     layout: Mutex<Option<Layout>>,
     threads: usize,
+    /// Limits by cgroup path, with when they were read.
+    spec_cache: Mutex<HashMap<String, (Instant, SpecStats)>>,
+    /// Network namespace and start time (ticks) by (cgroup path, first pid): they never change for a process.
+    proc_cache: Mutex<HashMap<(String, u32), (Option<String>, Option<f64>)>>,
 }
 
 impl CgroupCollector {
@@ -77,6 +87,8 @@ impl CgroupCollector {
             allow,
             layout: Mutex::new(None),
             threads,
+            spec_cache: Mutex::new(HashMap::new()),
+            proc_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -169,14 +181,38 @@ fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
 struct Raw {
     found: Found,
     stats: CgroupStats,
+    /// Whether the limits were read from the files this time (else they came from the cache).
+    spec_read: bool,
     pids: Vec<u32>,
     netns: Option<String>,
     start: Option<f64>,
     procs: Option<ProcStats>,
 }
 
+/// A spread of 0..10 s per cgroup path, so refreshes of limits are spread over scrapes.
+fn spread(path: &str) -> Duration {
+    let h = path
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    Duration::from_millis(h % 10_000)
+}
+
 impl CgroupCollector {
     fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Vec<Raw> {
+        // Read-only views of the caches for the workers; updated after the read.
+        let specs: HashMap<String, SpecStats> = {
+            let cache = self.spec_cache.lock().unwrap_or_else(|p| p.into_inner());
+            found
+                .iter()
+                .filter_map(|f| {
+                    let (at, spec) = cache.get(&f.path)?;
+                    (at.elapsed() < SPEC_REFRESH + spread(&f.path))
+                        .then(|| (f.path.clone(), spec.clone()))
+                })
+                .collect()
+        };
+        let procs_known =
+            std::mem::take(&mut *self.proc_cache.lock().unwrap_or_else(|p| p.into_inner()));
         let chunk = found.len().div_ceil(self.threads).max(1);
         let mut chunks: Vec<Vec<Found>> = Vec::new();
         let mut it = found.into_iter().peekable();
@@ -184,27 +220,35 @@ impl CgroupCollector {
             chunks.push(it.by_ref().take(chunk).collect());
         }
         let paths = &self.paths;
-        std::thread::scope(|s| {
+        let (specs, procs_known) = (&specs, &procs_known);
+        let raws: Vec<Raw> = std::thread::scope(|s| {
             let handles: Vec<_> = chunks
                 .into_iter()
                 .map(|part| {
                     s.spawn(move || {
-                        let mut buf = Vec::with_capacity(4096);
+                        let mut buf = Vec::new();
                         part.into_iter()
                             .map(|f| {
                                 let is_root = f.kind == Kind::Root;
-                                let stats = layout.read(&f.path, is_root, &mut buf);
+                                let cached = specs.get(&f.path);
+                                let stats =
+                                    layout.read_with_spec(&f.path, is_root, cached, &mut buf);
                                 let pids = if is_root {
                                     Vec::new()
                                 } else {
                                     layout.procs(&f.path, &mut buf)
                                 };
-                                let first = pids.first().copied();
-                                let netns = first.and_then(|p| netns(paths, p));
-                                let start = first.and_then(|p| start_ticks(paths, p, &mut buf));
+                                let (netns, start) = match pids.first() {
+                                    Some(&p) => match procs_known.get(&(f.path.clone(), p)) {
+                                        Some(known) => known.clone(),
+                                        None => (netns(paths, p), start_ticks(paths, p, &mut buf)),
+                                    },
+                                    None => (None, None),
+                                };
                                 let procs = (!is_root && !matches!(f.kind, Kind::Pod { .. }))
                                     .then(|| proc_stats(paths, &pids));
                                 Raw {
+                                    spec_read: cached.is_none(),
                                     found: f,
                                     stats,
                                     pids,
@@ -221,12 +265,35 @@ impl CgroupCollector {
                 .into_iter()
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
-        })
+        });
+        // Keep the caches to the cgroups and processes that still exist.
+        let mut spec_cache = self.spec_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut next_specs = HashMap::with_capacity(raws.len());
+        let mut next_procs = HashMap::with_capacity(raws.len());
+        for r in &raws {
+            let entry = if r.spec_read {
+                (now, r.stats.spec.clone())
+            } else {
+                spec_cache
+                    .get(&r.found.path)
+                    .cloned()
+                    .unwrap_or((now, r.stats.spec.clone()))
+            };
+            next_specs.insert(r.found.path.clone(), entry);
+            if let Some(&p) = r.pids.first() {
+                next_procs.insert((r.found.path.clone(), p), (r.netns.clone(), r.start));
+            }
+        }
+        *spec_cache = next_specs;
+        *self.proc_cache.lock().unwrap_or_else(|p| p.into_inner()) = next_procs;
+        raws
     }
 
     fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
         let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
         let raws = self.read_all(layout, found);
+        cgroup::stats::sweep_kept();
         let devices = device_names(&self.paths);
         let host_netns = netns(&self.paths, 1);
 

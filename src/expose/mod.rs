@@ -190,13 +190,19 @@ pub fn render(
         selected: Arc::new(selected),
         sources: Arc::new(sources),
     }));
-    let mut buf = String::with_capacity(64 * 1024);
     // Writing into a String cannot fail; an Err here could only come from an Exposable's own fmt::Error,
     // in which case whatever was written so far is still served.
-    let _ = prometheus_client::encoding::text::encode(&mut buf, &registry);
     match format {
-        Format::OpenMetrics => buf,
-        Format::Text004 => to_text_004(&buf),
+        Format::OpenMetrics => {
+            let mut buf = String::with_capacity(64 * 1024);
+            let _ = prometheus_client::encoding::text::encode(&mut buf, &registry);
+            buf
+        }
+        Format::Text004 => {
+            let mut w = Text004Writer::with_capacity(64 * 1024);
+            let _ = prometheus_client::encoding::text::encode(&mut w, &registry);
+            w.finish()
+        }
     }
 }
 
@@ -204,56 +210,163 @@ pub fn render(
 /// `# UNIT`, counter families named with their `_total` suffix, `info` as gauge, `unknown` as untyped.
 /// Sample lines and label escaping are the same in both formats.
 pub fn to_text_004(om: &str) -> String {
-    let mut out = String::with_capacity(om.len());
-    let mut pending_help: Option<&str> = None;
-    // Within a legacy counter family, the `_total` prometheus-client appends is removed again.
-    let mut strip_total: Option<String> = None;
-    for line in om.lines() {
+    let mut w = Text004Writer::with_capacity(om.len());
+    let _ = fmt::Write::write_str(&mut w, om);
+    w.finish()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum LineMode {
+    /// At the start of a line.
+    Start,
+    /// In a `#` line: buffered whole, then converted.
+    Comment,
+    /// In a sample's metric name: buffered until `{` or ` `, then written (renamed if need be).
+    Name,
+    /// In the rest of a sample line: written through.
+    Rest,
+}
+
+/// A `fmt::Write` that receives prometheus-client's OpenMetrics output and writes text 0.0.4 as it goes,
+/// so the exposition is held once, not twice (a 1000-container scrape is several MB).
+pub struct Text004Writer {
+    out: String,
+    line: String,
+    mode: LineMode,
+    pending_help: Option<String>,
+    /// Within a legacy counter family, the `_total` prometheus-client appends is removed again.
+    strip_total: Option<String>,
+}
+
+impl Text004Writer {
+    pub fn with_capacity(n: usize) -> Self {
+        Text004Writer {
+            out: String::with_capacity(n),
+            line: String::new(),
+            mode: LineMode::Start,
+            pending_help: None,
+            strip_total: None,
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        match self.mode {
+            LineMode::Comment => {
+                let line = std::mem::take(&mut self.line);
+                self.comment(&line);
+            }
+            LineMode::Name => {
+                let line = std::mem::take(&mut self.line);
+                self.name(&line);
+            }
+            _ => {}
+        }
+        self.out
+    }
+
+    fn comment(&mut self, line: &str) {
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
+            return;
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
-            pending_help = Some(rest);
-            continue;
+            self.pending_help = Some(rest.to_string());
+            return;
         }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
-            strip_total = None;
-            let (name, kind): (Cow<str>, &str) = match kind {
-                "counter" if LEGACY_COUNTERS.contains(&name) => {
-                    strip_total = Some(format!("{name}_total"));
-                    (Cow::Borrowed(name), "counter")
-                }
-                "counter" => (Cow::Owned(format!("{name}_total")), "counter"),
-                "info" => (Cow::Owned(format!("{name}_info")), "gauge"),
-                "unknown" => (Cow::Borrowed(name), "untyped"),
-                k => (Cow::Borrowed(name), k),
-            };
-            if let Some(help) = pending_help.take() {
-                let text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
-                out.push_str("# HELP ");
-                out.push_str(&name);
-                out.push(' ');
-                out.push_str(text);
-                out.push('\n');
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            self.out.push_str(line);
+            self.out.push('\n');
+            return;
+        };
+        let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+        self.strip_total = None;
+        let (name, kind): (Cow<str>, &str) = match kind {
+            "counter" if LEGACY_COUNTERS.contains(&name) => {
+                self.strip_total = Some(format!("{name}_total"));
+                (Cow::Borrowed(name), "counter")
             }
-            out.push_str("# TYPE ");
-            out.push_str(&name);
-            out.push(' ');
-            out.push_str(kind);
-            out.push('\n');
-            continue;
+            "counter" => (Cow::Owned(format!("{name}_total")), "counter"),
+            "info" => (Cow::Owned(format!("{name}_info")), "gauge"),
+            "unknown" => (Cow::Borrowed(name), "untyped"),
+            k => (Cow::Borrowed(name), k),
+        };
+        if let Some(help) = self.pending_help.take() {
+            let text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
+            self.out.push_str("# HELP ");
+            self.out.push_str(&name);
+            self.out.push(' ');
+            self.out.push_str(text);
+            self.out.push('\n');
         }
-        match &strip_total {
-            Some(with_total) if line.starts_with(with_total.as_str()) => {
-                out.push_str(&line[..with_total.len() - "_total".len()]);
-                out.push_str(&line[with_total.len()..]);
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
+        self.out.push_str("# TYPE ");
+        self.out.push_str(&name);
+        self.out.push(' ');
+        self.out.push_str(kind);
+        self.out.push('\n');
     }
-    out
+
+    fn name(&mut self, name: &str) {
+        match &self.strip_total {
+            Some(with_total) if name == with_total => {
+                self.out.push_str(&name[..name.len() - "_total".len()])
+            }
+            _ => self.out.push_str(name),
+        }
+    }
+}
+
+impl fmt::Write for Text004Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while !rest.is_empty() {
+            match self.mode {
+                LineMode::Start => {
+                    self.mode = if rest.starts_with('#') {
+                        LineMode::Comment
+                    } else {
+                        LineMode::Name
+                    };
+                }
+                LineMode::Comment => match rest.find('\n') {
+                    Some(i) => {
+                        self.line.push_str(&rest[..i]);
+                        let line = std::mem::take(&mut self.line);
+                        self.comment(&line);
+                        rest = &rest[i + 1..];
+                        self.mode = LineMode::Start;
+                    }
+                    None => {
+                        self.line.push_str(rest);
+                        rest = "";
+                    }
+                },
+                LineMode::Name => match rest.find(['{', ' ', '\n']) {
+                    Some(i) => {
+                        self.line.push_str(&rest[..i]);
+                        let line = std::mem::take(&mut self.line);
+                        self.name(&line);
+                        rest = &rest[i..];
+                        self.mode = LineMode::Rest;
+                    }
+                    None => {
+                        self.line.push_str(rest);
+                        rest = "";
+                    }
+                },
+                LineMode::Rest => match rest.find('\n') {
+                    Some(i) => {
+                        self.out.push_str(&rest[..=i]);
+                        rest = &rest[i + 1..];
+                        self.mode = LineMode::Start;
+                    }
+                    None => {
+                        self.out.push_str(rest);
+                        rest = "";
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Counters that cAdvisor exposes without the `_total` suffix; the text format keeps their exact names
@@ -286,6 +399,25 @@ mod tests {
             "# HELP container_memory_failcnt Number of memory usage hits limits\n\
              # TYPE container_memory_failcnt counter\ncontainer_memory_failcnt{id=\"/\"} 0.0\n"
         );
+    }
+
+    #[test]
+    fn writer_handles_any_chunking() {
+        let om = "# HELP container_memory_failcnt Number of memory usage hits limits\n\
+                  # TYPE container_memory_failcnt counter\n\
+                  container_memory_failcnt_total{id=\"/\"} 0.0\n\
+                  # HELP a_seconds Some help.\n# TYPE a_seconds counter\na_seconds_total 2.0\n# EOF\n";
+        let whole = to_text_004(om);
+        for size in [1, 2, 3, 7, 64] {
+            let mut w = Text004Writer::with_capacity(0);
+            let bytes = om.as_bytes();
+            for chunk in bytes.chunks(size) {
+                fmt::Write::write_str(&mut w, std::str::from_utf8(chunk).unwrap()).unwrap();
+            }
+            assert_eq!(w.finish(), whole, "chunk size {size}");
+        }
+        assert!(whole.contains("container_memory_failcnt{id"));
+        assert!(whole.contains("a_seconds_total 2.0"));
     }
 
     #[test]

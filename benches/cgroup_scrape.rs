@@ -1,0 +1,454 @@
+//! Scrape benchmark, containers: Stevedore's cgroup collector at 100, 500 and 1000 containers' worth of
+//! real cgroups, against the floor (one thread reading the same files in a loop) and against Docker's stats
+//! API for real containers.
+//!
+//!   cargo bench --bench cgroup_scrape      (needs root, cgroup v1 or hybrid, and dockerd for the peer)
+//!
+//! The cgroups are made with mkdir under `/sys/fs/cgroup/<controller>/stevedore-bench/docker/<id>` (a
+//! folder this benchmark owns) in each v1 hierarchy, with a sleeping process in each, and are removed
+//! afterwards. BENCH_SIZES=100,500,1000 and BENCH_SCRAPES=N change the sizes and the number of scrapes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+const ROOT: &str = "stevedore-bench";
+
+/// The files a steady-state scrape reads per v1 cgroup (controller, file). Limits and shares are re-read
+/// only every 30 s or more and a process's namespace and start time once, so they are not here.
+const FILES: &[(&str, &str)] = &[
+    ("cpuacct", "cpuacct.usage"),
+    ("cpuacct", "cpuacct.stat"),
+    ("cpu", "cpu.stat"),
+    ("memory", "memory.usage_in_bytes"),
+    ("memory", "memory.stat"),
+    ("memory", "memory.max_usage_in_bytes"),
+    ("memory", "memory.failcnt"),
+    ("memory", "memory.oom_control"),
+    ("blkio", "blkio.throttle.io_service_bytes_recursive"),
+    ("blkio", "blkio.throttle.io_serviced_recursive"),
+    ("pids", "pids.current"),
+    ("pids", "cgroup.procs"),
+];
+
+/// On a hybrid host, the PSI files of the same cgroup in the unified hierarchy.
+const UNIFIED: &[&str] = &["cpu.pressure", "memory.pressure", "io.pressure"];
+
+struct Fleet {
+    ids: Vec<String>,
+    sleepers: Vec<Child>,
+}
+
+fn cg(controller: &str, rel: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(controller).join(rel)
+}
+
+impl Fleet {
+    fn create(n: usize) -> Fleet {
+        let mut ids = Vec::with_capacity(n);
+        let mut sleepers = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = format!("{:064x}", 0x5eed_0000_0000u64 + i as u64);
+            let mut child = Command::new("sleep").arg("3600").spawn().expect("sleep");
+            for c in CONTROLLERS {
+                let dir = cg(c, &format!("{ROOT}/docker/{id}"));
+                std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+                    panic!(
+                        "mkdir {}: {e} (run as root on cgroup v1/hybrid)",
+                        dir.display()
+                    )
+                });
+                std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+            }
+            let _ = child.try_wait();
+            ids.push(id);
+            sleepers.push(child);
+        }
+        Fleet { ids, sleepers }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for s in &mut self.sleepers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        // The processes are gone, so the cgroups are empty and can be removed (children first).
+        for id in &self.ids {
+            for c in CONTROLLERS {
+                let _ = std::fs::remove_dir(cg(c, &format!("{ROOT}/docker/{id}")));
+            }
+        }
+        for c in CONTROLLERS {
+            let _ = std::fs::remove_dir(cg(c, &format!("{ROOT}/docker")));
+            let _ = std::fs::remove_dir(cg(c, ROOT));
+        }
+    }
+}
+
+fn usage(pid: u32) -> (f64, f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            / 1024.0
+    };
+    (cpu, kb("VmRSS:"), kb("VmHWM:"))
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Row {
+    what: String,
+    median: f64,
+    p99: f64,
+    extra: String,
+}
+
+fn bench_stevedore(n: usize, scrapes: usize) -> Row {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--collect.min-age=0",
+            "--collector.disable-defaults",
+            "--collector.cgroup",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut addr = String::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if let Some(a) = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("address="))
+        {
+            addr = a.to_string();
+            break;
+        }
+    }
+    let url = format!("http://{addr}/metrics");
+    let client = reqwest::blocking::Client::new();
+    let mut bytes = 0;
+    let mut series = 0;
+    for _ in 0..10 {
+        let body = client.get(&url).send().unwrap().text().unwrap();
+        series = body
+            .lines()
+            .filter(|l| l.starts_with("container_cpu_usage_seconds_total{"))
+            .count();
+        bytes = body.len();
+    }
+    assert!(series > n, "only {series} containers seen of {n}");
+    let (cpu0, _, _) = usage(child.id());
+    let mut lat = Vec::with_capacity(scrapes);
+    for _ in 0..scrapes {
+        let t = Instant::now();
+        let body = client.get(&url).send().unwrap().bytes().unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(!body.is_empty());
+    }
+    let (cpu1, rss, hwm) = usage(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Row {
+        what: format!(
+            "stevedore{}, {n} containers",
+            if keep_open {
+                " --collector.cgroup.keep-open"
+            } else {
+                ""
+            }
+        ),
+        median: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        extra: format!(
+            "{:.1} MB/scrape, {} series/container family, CPU {:.1} ms/scrape, RSS {:.1} MiB (peak {:.1})",
+            bytes as f64 / 1e6,
+            series,
+            (cpu1 - cpu0) * 1000.0 / scrapes as f64,
+            rss,
+            hwm
+        ),
+    }
+}
+
+/// The floor: `threads` threads reading the same files a steady-state scrape reads (the cgroup files, each
+/// process's fd folder and links), nothing else: no parsing, no HTTP, no formatting.
+fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
+    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+    let read_one = |id: &str, buf: &mut Vec<u8>| {
+        use std::io::Read;
+        let mut pid = String::new();
+        for (c, f) in FILES {
+            buf.clear();
+            if let Ok(mut file) = std::fs::File::open(cg(c, &format!("{ROOT}/docker/{id}/{f}"))) {
+                let _ = file.read_to_end(buf);
+            }
+            if *f == "cgroup.procs" {
+                pid = String::from_utf8_lossy(buf)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        if unified {
+            for f in UNIFIED {
+                let _ = std::fs::read(cg("unified", &format!("{ROOT}/docker/{id}/{f}")));
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                let _ = std::fs::read_link(fd.path());
+            }
+        }
+    };
+    let mut lat = Vec::with_capacity(scrapes);
+    let chunk = fleet.ids.len().div_ceil(threads);
+    for _ in 0..scrapes {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for part in fleet.ids.chunks(chunk) {
+                s.spawn(move || {
+                    let mut buf = Vec::with_capacity(16384);
+                    for id in part {
+                        read_one(id, &mut buf);
+                    }
+                });
+            }
+        });
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Row {
+        what: format!(
+            "floor, {} containers, {threads} thread(s), same files",
+            fleet.ids.len()
+        ),
+        median: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        extra: if unified {
+            "incl. unified-hierarchy PSI files (hybrid host)".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+/// The floor of keep-open mode: the same cgroup files kept open and re-read with pread at offset 0, plus
+/// the fd folders, on `threads` threads.
+fn bench_kept_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
+    use std::os::unix::fs::FileExt;
+    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+    let open: Vec<(Vec<std::fs::File>, String)> = fleet
+        .ids
+        .iter()
+        .map(|id| {
+            let mut files: Vec<std::fs::File> = FILES
+                .iter()
+                .filter_map(|(c, f)| {
+                    std::fs::File::open(cg(c, &format!("{ROOT}/docker/{id}/{f}"))).ok()
+                })
+                .collect();
+            if unified {
+                files.extend(UNIFIED.iter().filter_map(|f| {
+                    std::fs::File::open(cg("unified", &format!("{ROOT}/docker/{id}/{f}"))).ok()
+                }));
+            }
+            let pid =
+                std::fs::read_to_string(cg("pids", &format!("{ROOT}/docker/{id}/cgroup.procs")))
+                    .unwrap_or_default();
+            (files, pid.lines().next().unwrap_or_default().to_string())
+        })
+        .collect();
+    let chunk = open.len().div_ceil(threads);
+    let mut lat = Vec::with_capacity(scrapes);
+    for _ in 0..scrapes {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for part in open.chunks(chunk) {
+                s.spawn(move || {
+                    let mut buf = vec![0u8; 16384];
+                    for (files, pid) in part {
+                        for f in files {
+                            let _ = f.read_at(&mut buf, 0);
+                        }
+                        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+                            for fd in fds.flatten() {
+                                let _ = std::fs::read_link(fd.path());
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Row {
+        what: format!(
+            "floor, {} containers, {threads} thread(s), same files kept open (pread)",
+            fleet.ids.len()
+        ),
+        median: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        extra: String::new(),
+    }
+}
+
+/// Docker's stats API for `n` real containers: `docker stats --no-stream` (what users run), and
+/// one-shot stats calls one after another (what an exporter on the stats API does).
+fn bench_docker_stats(n: usize) -> Vec<Row> {
+    if Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("dockerd not running: Docker stats peer skipped");
+        return Vec::new();
+    }
+    let image = "stevedore-test/busybox:latest";
+    let have = Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have {
+        eprintln!("{image} missing (cargo test imports it): Docker stats peer skipped");
+        return Vec::new();
+    }
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let out = Command::new("docker")
+                .args([
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("sdbench-{i}"),
+                    image,
+                    "sleep",
+                    "3600",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut lat = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ok = Command::new("docker")
+            .args(["stats", "--no-stream"])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok);
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rows.push(Row {
+        what: format!("docker stats --no-stream, {n} containers"),
+        median: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        extra: String::new(),
+    });
+    let mut lat = Vec::new();
+    let mut per = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for id in &ids {
+            let t1 = Instant::now();
+            let out = Command::new("curl")
+                .args([
+                    "-sf",
+                    "--unix-socket",
+                    "/var/run/docker.sock",
+                    &format!("http://localhost/containers/{id}/stats?stream=false&one-shot=true"),
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            per.push(t1.elapsed().as_secs_f64() * 1000.0);
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    per.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rows.push(Row {
+        what: format!("stats API one-shot, {n} containers in sequence"),
+        median: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        extra: format!(
+            "per container: median {:.1} ms (curl included)",
+            pct(&per, 0.5)
+        ),
+    });
+    let mut args = vec!["rm".to_string(), "-f".to_string()];
+    args.extend(ids);
+    let _ = Command::new("docker").args(&args).output();
+    rows
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .unwrap_or_else(|_| "100,500,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let scrapes: usize = std::env::var("BENCH_SCRAPES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let mut rows = Vec::new();
+    for n in sizes {
+        let fleet = Fleet::create(n);
+        std::thread::sleep(Duration::from_millis(200));
+        rows.push(bench_stevedore(n, scrapes, false));
+        rows.push(bench_stevedore(n, scrapes, true));
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        rows.push(bench_floor(&fleet, scrapes, 1));
+        if threads > 1 {
+            rows.push(bench_floor(&fleet, scrapes, threads));
+        }
+        rows.push(bench_kept_floor(&fleet, scrapes, threads));
+        drop(fleet);
+    }
+    rows.extend(bench_docker_stats(10));
+    println!("{scrapes} sequential scrapes per size after 10 warm-up scrapes\n");
+    println!("| what | median ms | p99 ms | notes |");
+    println!("|---|---:|---:|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.1} | {} |",
+            r.what, r.median, r.p99, r.extra
+        );
+    }
+}
