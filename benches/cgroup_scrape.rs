@@ -122,17 +122,33 @@ struct Row {
     extra: String,
 }
 
-fn bench_stevedore(n: usize, scrapes: usize) -> Row {
+fn bench_stevedore(n: usize, scrapes: usize, keep_open: bool) -> Row {
+    let mut args = vec![
+        "--web.listen-address=127.0.0.1:0",
+        "--collect.min-age=0",
+        "--collector.disable-defaults",
+        "--collector.cgroup",
+    ];
+    if keep_open {
+        args.push("--collector.cgroup.keep-open");
+    }
+    // Extra flags for experiments, e.g. BENCH_STEVEDORE_ARGS=--collect.min-age=1h times rendering + HTTP alone.
+    let extra = std::env::var("BENCH_STEVEDORE_ARGS").unwrap_or_default();
+    args.extend(extra.split_whitespace());
     let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
-        .args([
-            "--web.listen-address=127.0.0.1:0",
-            "--collect.min-age=0",
-            "--collector.disable-defaults",
-            "--collector.cgroup",
-        ])
+        .args(&args)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed on every way out, a panic included.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.to_string()).status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
     let stderr = child.stderr.take().unwrap();
     let mut addr = String::new();
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {

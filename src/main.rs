@@ -35,26 +35,31 @@ fn init_logging(level: LogLevel, format: LogFormat) {
 }
 
 /// Raises the soft limit on open files to the hard limit (as the Go runtime does for its programs), for
-/// --collector.cgroup.keep-open, which keeps about 15 files open per container.
-fn raise_fd_limit() {
+/// --collector.cgroup.keep-open, which keeps about 15 files open per container. Returns the soft limit in
+/// force afterwards.
+fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
-    {
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
         let want = libc::rlimit {
             rlim_cur: lim.rlim_max,
             rlim_max: lim.rlim_max,
         };
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
-            tracing::warn!(
-                soft = lim.rlim_cur,
-                "cannot raise the open-files limit; --collector.cgroup.keep-open may run out of files"
-            );
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            return lim.rlim_max;
         }
+        tracing::warn!(
+            soft = lim.rlim_cur,
+            "cannot raise the open-files limit; --collector.cgroup.keep-open keeps fewer files"
+        );
     }
+    lim.rlim_cur
 }
 
 async fn shutdown_signal() {
@@ -80,8 +85,13 @@ async fn main() -> ExitCode {
     init_logging(flags.log_level, flags.log_format);
 
     if flags.cgroup_keep_open {
-        raise_fd_limit();
-        stevedore::cgroup::stats::set_keep_open(true);
+        let limit = raise_fd_limit();
+        let max = limit.saturating_sub(2048) as usize;
+        tracing::info!(
+            max_kept_files = max,
+            "keeping cgroup files open between scrapes (--collector.cgroup.keep-open)"
+        );
+        stevedore::cgroup::stats::set_keep_open(true, max);
     }
     let sources = Arc::new(stevedore::source::SourceStatus::default());
     let mut shared = collector::Shared::default();

@@ -556,3 +556,50 @@ fn binary_on_the_v1_and_v2_trees() {
         assert!(value(&s, "container_memory_failcnt", &[("id", id)]).is_none());
     }
 }
+
+#[test]
+fn v1_combined_controller_folders() {
+    // Many distributions mount cpu and cpuacct together as `cpu,cpuacct`, with `cpu` and `cpuacct` links.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fs/cgroup");
+    let combined = root.join("cpu,cpuacct");
+    let cg = combined.join("docker").join(V1_ID);
+    std::fs::create_dir_all(&cg).unwrap();
+    for c in ["cpu", "cpuacct"] {
+        for f in std::fs::read_dir(v1_tree().join(c).join("docker").join(V1_ID))
+            .unwrap()
+            .flatten()
+        {
+            std::fs::copy(f.path(), cg.join(f.file_name())).unwrap();
+        }
+        std::os::unix::fs::symlink("cpu,cpuacct", root.join(c)).unwrap();
+    }
+    let mem = root.join("memory/docker").join(V1_ID);
+    std::fs::create_dir_all(&mem).unwrap();
+    for f in std::fs::read_dir(v1_tree().join("memory/docker").join(V1_ID))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(f.path(), mem.join(f.file_name())).unwrap();
+    }
+    let layout = Layout::detect(&root).unwrap();
+    match &layout {
+        Layout::V1 { controllers, .. } => {
+            assert_eq!(controllers["cpu"], combined);
+            assert_eq!(controllers["cpuacct"], combined);
+            assert_eq!(controllers["memory"], root.join("memory"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut buf = Vec::new();
+    let s = layout.read(&format!("/docker/{V1_ID}"), false, &mut buf);
+    assert_eq!(
+        s.cpu.unwrap().usage_seconds,
+        Some(file_num(&cg.join("cpuacct.usage")) / 1e9)
+    );
+    assert_eq!(s.spec.cpu_shares, Some(file_num(&cg.join("cpu.shares"))));
+    assert_eq!(
+        s.memory.unwrap().usage,
+        Some(file_num(&mem.join("memory.usage_in_bytes")))
+    );
+}

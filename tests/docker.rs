@@ -635,3 +635,92 @@ fn keep_open_mode_reads_fresh_values_and_lets_go_of_removed_cgroups() {
         "open fds {fds_with} then {fds_without}"
     );
 }
+
+#[test]
+fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
+    // The kubelet's cgroupfs layout, reproduced with real containers: a pod cgroup per pod under its QoS
+    // class, the containers inside it, and the io.kubernetes.* labels cri-dockerd sets.
+    let uid = format!(
+        "5eed{:04x}-0000-4000-8000-{:012x}",
+        std::process::id() % 0xffff,
+        std::process::id()
+    );
+    let parent = format!("/kubepods/burstable/pod{uid}");
+    let labels = |container: &str| {
+        vec![
+            "--cgroup-parent".to_string(),
+            parent.clone(),
+            "--label".into(),
+            "io.kubernetes.pod.name=web-7d4b9".into(),
+            "--label".into(),
+            "io.kubernetes.pod.namespace=shop".into(),
+            "--label".into(),
+            format!("io.kubernetes.pod.uid={uid}"),
+            "--label".into(),
+            format!("io.kubernetes.container.name={container}"),
+        ]
+    };
+    let sandbox_opts = labels("POD");
+    let app_opts = labels("app");
+    let sandbox = Container::run(
+        "k8s-pause",
+        &sandbox_opts.iter().map(String::as_str).collect::<Vec<_>>(),
+        "sleep 1000",
+    );
+    let mut app_args: Vec<String> = app_opts;
+    app_args.extend([
+        "--network".into(),
+        format!("container:{}", sandbox.id),
+        "--cpus".into(),
+        "0.2".into(),
+    ]);
+    let app = Container::run(
+        "k8s-app",
+        &app_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "while :; do :; done",
+    );
+    let e = exporter(&[]);
+    let pod_id = parent.clone();
+    let s = scrape_until(&e, 30, "pod and container series", |s| {
+        value(s, "container_cpu_usage_seconds_total", &[("id", &pod_id)]).is_some()
+            && one(s, "container_cpu_usage_seconds_total", &app.name).is_some()
+    });
+    let app_series = named(&s, "container_cpu_usage_seconds_total", &app.name)[0];
+    assert_eq!(app_series.labels["id"], format!("{parent}/{}", app.id));
+    assert_eq!(app_series.labels["pod"], "web-7d4b9");
+    assert_eq!(app_series.labels["namespace"], "shop");
+    assert_eq!(app_series.labels["container"], "app");
+    // The pod cgroup: container="" and image="", pod and namespace filled.
+    let pod = s
+        .iter()
+        .find(|x| x.name == "container_cpu_usage_seconds_total" && x.labels["id"] == parent)
+        .unwrap();
+    assert_eq!(
+        (
+            pod.labels["container"].as_str(),
+            pod.labels["image"].as_str()
+        ),
+        ("", "")
+    );
+    assert_eq!(
+        (pod.labels["pod"].as_str(), pod.labels["namespace"].as_str()),
+        ("web-7d4b9", "shop")
+    );
+    // The pod's usage is the sum of its containers' (read in one collection; the busy loop dominates).
+    let sum: f64 = [&sandbox.name, &app.name]
+        .iter()
+        .map(|n| one(&s, "container_cpu_usage_seconds_total", n).unwrap())
+        .sum();
+    assert!(
+        (pod.value - sum).abs() <= 0.05 * sum.max(0.1),
+        "pod {} vs containers {sum}",
+        pod.value
+    );
+    // The sandbox carries the pod's network; the app container shares its namespace and carries none.
+    assert!(
+        named(&s, "container_network_receive_bytes_total", &sandbox.name)
+            .iter()
+            .any(|x| x.labels["interface"] == "eth0")
+    );
+    assert!(named(&s, "container_network_receive_bytes_total", &app.name).is_empty());
+}

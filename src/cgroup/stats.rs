@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use crate::collector::num;
@@ -101,10 +101,10 @@ pub fn read_into<'a>(path: &Path, buf: &'a mut Vec<u8>) -> Option<&'a str> {
     if buf.len() < 16 * 1024 {
         buf.resize(16 * 1024, 0);
     }
-    if KEEP_OPEN.load(Ordering::Relaxed) {
-        if let Some(n) = KEPT.read_at_start(path, buf) {
-            return std::str::from_utf8(&buf[..n]).ok();
-        }
+    if KEEP_OPEN.load(Ordering::Relaxed)
+        && let Some(n) = KEPT.read_at_start(path, buf)
+    {
+        return std::str::from_utf8(&buf[..n]).ok();
     }
     let mut f = std::fs::File::open(path).ok()?;
     let mut total = 0;
@@ -127,7 +127,14 @@ pub fn read_into<'a>(path: &Path, buf: &'a mut Vec<u8>) -> Option<&'a str> {
 static KEEP_OPEN: AtomicBool = AtomicBool::new(false);
 static KEPT: LazyLock<KeptFiles> = LazyLock::new(KeptFiles::default);
 
-pub fn set_keep_open(on: bool) {
+/// At most this many files are kept; past it files are read the ordinary way. Leaves room below the
+/// open-files limit for everything else (sockets, directories, /proc).
+static KEEP_MAX: AtomicUsize = AtomicUsize::new(0);
+static KEPT_NOW: AtomicUsize = AtomicUsize::new(0);
+
+/// Turns keep-open mode on or off; `max_files` bounds how many files it may keep open.
+pub fn set_keep_open(on: bool, max_files: usize) {
+    KEEP_MAX.store(max_files, Ordering::Relaxed);
     KEEP_OPEN.store(on, Ordering::Relaxed);
 }
 
@@ -172,8 +179,12 @@ impl KeptFiles {
         let generation = self.generation.load(Ordering::Relaxed);
         let mut map = self.shard(path).lock().unwrap_or_else(|p| p.into_inner());
         if !map.contains_key(path) {
+            if KEPT_NOW.load(Ordering::Relaxed) >= KEEP_MAX.load(Ordering::Relaxed) {
+                return None; // full: read this one the ordinary way
+            }
             let f = std::fs::File::open(path).ok()?;
             map.insert(path.to_path_buf(), (f, generation));
+            KEPT_NOW.fetch_add(1, Ordering::Relaxed);
         }
         let (f, seen) = map.get_mut(path)?;
         *seen = generation;
@@ -190,6 +201,7 @@ impl KeptFiles {
                 }
                 Err(_) => {
                     map.remove(path);
+                    KEPT_NOW.fetch_sub(1, Ordering::Relaxed);
                     return None;
                 }
             }
@@ -199,10 +211,10 @@ impl KeptFiles {
     fn sweep(&self) {
         let current = self.generation.fetch_add(1, Ordering::Relaxed);
         for shard in &self.shards {
-            shard
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|_, (_, seen)| *seen == current);
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let before = map.len();
+            map.retain(|_, (_, seen)| *seen == current);
+            KEPT_NOW.fetch_sub(before - map.len(), Ordering::Relaxed);
         }
     }
 }

@@ -64,7 +64,7 @@ pub struct CgroupCollector {
     /// Limits by cgroup path, with when they were read.
     spec_cache: Mutex<HashMap<String, (Instant, SpecStats)>>,
     /// Network namespace and start time (ticks) by (cgroup path, first pid): they never change for a process.
-    proc_cache: Mutex<HashMap<(String, u32), (Option<String>, Option<f64>)>>,
+    proc_cache: Mutex<HashMap<(String, u32), ProcFacts>>,
 }
 
 impl CgroupCollector {
@@ -176,6 +176,9 @@ fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
         })
         .collect()
 }
+
+/// A process's network namespace and start time (clock ticks after boot).
+type ProcFacts = (Option<String>, Option<f64>);
 
 /// What one worker reads for one cgroup.
 struct Raw {
