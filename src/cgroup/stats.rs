@@ -91,6 +91,26 @@ pub struct CgroupStats {
     pub pressure: Option<PressureStats>,
 }
 
+impl CgroupStats {
+    /// Completes a reading once the limits are known: the thread count gets its limit, and throttling
+    /// figures are dropped where no quota is set (they only mean something where one is).
+    pub fn apply_spec(&mut self, threads: Option<f64>) {
+        if let Some(current) = threads {
+            self.pids = Some(PidsStats {
+                current: Some(current),
+                max: self.spec.pids_max,
+            });
+        }
+        if self.spec.cpu_quota.is_none()
+            && let Some(c) = self.cpu.as_mut()
+        {
+            c.periods = None;
+            c.throttled_periods = None;
+            c.throttled_seconds = None;
+        }
+    }
+}
+
 /// Reads a small kernel file into `buf` (reused between reads) and returns it as text; `None` if it cannot
 /// be read (the cgroup vanished, the controller is absent) or is not UTF-8.
 ///

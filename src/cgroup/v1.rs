@@ -30,20 +30,7 @@ pub fn read(
         Some(cached) => cached.clone(),
         None => read_spec(&dir, s.memory.is_some(), buf),
     };
-    if let Some(current) = current {
-        s.pids = Some(PidsStats {
-            current: Some(current),
-            max: s.spec.pids_max,
-        });
-    }
-    if s.spec.cpu_quota.is_none()
-        && let Some(c) = s.cpu.as_mut()
-    {
-        // Throttling figures only mean something where a quota is set.
-        c.periods = None;
-        c.throttled_periods = None;
-        c.throttled_seconds = None;
-    }
+    s.apply_spec(current);
     s
 }
 

@@ -20,19 +20,7 @@ pub fn read(dir: &Path, is_root: bool, spec: Option<&SpecStats>, buf: &mut Vec<u
         Some(cached) => cached.clone(),
         None => read_spec(dir, s.memory.is_some() || !is_root, buf),
     };
-    if let Some(current) = current {
-        s.pids = Some(PidsStats {
-            current: Some(current),
-            max: s.spec.pids_max,
-        });
-    }
-    if s.spec.cpu_quota.is_none()
-        && let Some(c) = s.cpu.as_mut()
-    {
-        c.periods = None;
-        c.throttled_periods = None;
-        c.throttled_seconds = None;
-    }
+    s.apply_spec(current);
     s.pressure = read_pressure(dir, buf);
     s
 }

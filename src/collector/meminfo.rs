@@ -23,15 +23,7 @@ fn field_name(key: &str) -> String {
         (Some(o), Some(c)) if o < c => format!("{}_{}{}", &key[..o], &key[o + 1..c], &key[c + 1..]),
         _ => key.to_string(),
     };
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::identity::sanitize(&key)
 }
 
 pub fn parse(text: &str) -> Result<MeminfoSample, String> {
