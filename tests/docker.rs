@@ -660,6 +660,30 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
             format!("io.kubernetes.container.name={container}"),
         ]
     };
+    // runc leaves the parent cgroups it made for --cgroup-parent: remove what this test made, in every
+    // hierarchy (rmdir only removes empty cgroups, and kubepods only if the test created it).
+    struct RemovePodCgroups {
+        pod: String,
+        created_kubepods: bool,
+    }
+    impl Drop for RemovePodCgroups {
+        fn drop(&mut self) {
+            let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+                return;
+            };
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(self.pod.trim_start_matches('/')));
+                if self.created_kubepods {
+                    let _ = std::fs::remove_dir(h.path().join("kubepods/burstable"));
+                    let _ = std::fs::remove_dir(h.path().join("kubepods"));
+                }
+            }
+        }
+    }
+    let _cleanup = RemovePodCgroups {
+        pod: parent.clone(),
+        created_kubepods: !std::path::Path::new("/sys/fs/cgroup/memory/kubepods").exists(),
+    };
     let sandbox_opts = labels("POD");
     let app_opts = labels("app");
     let sandbox = Container::run(

@@ -81,9 +81,12 @@ fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, buf: &mut Vec<u8>) -> Option<Cpu
 }
 
 pub fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
+    // One pass over the file; the keys are then looked up, not searched for.
+    let map: std::collections::HashMap<&str, f64> = flat_keyed(text).collect();
+    let get = |k: &str| map.get(k).copied();
     // With use_hierarchy the total_* keys cover the subtree; without them fall back to the local keys.
-    let pick = |total: &str, local: &str| get(text, total).or_else(|| get(text, local));
-    let pair = |local: &str, total: &str| match (get(text, local), get(text, total)) {
+    let pick = |total: &str, local: &str| get(total).or_else(|| get(local));
+    let pair = |local: &str, total: &str| match (get(local), get(total)) {
         (Some(l), Some(t)) => Some((l, t)),
         (Some(l), None) => Some((l, l)),
         (None, Some(t)) => Some((t, t)),

@@ -90,13 +90,16 @@ pub fn weight_to_shares(weight: f64) -> f64 {
 }
 
 pub fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
-    let pg = |k: &str| get(stat, k).map(|v| (v, v));
+    // One pass over the file; the keys are then looked up, not searched for.
+    let map: std::collections::HashMap<&str, f64> = flat_keyed(stat).collect();
+    let get = |k: &str| map.get(k).copied();
+    let pg = |k: &str| get(k).map(|v| (v, v));
     MemoryStats {
         usage,
-        working_set: working_set(usage, get(stat, "inactive_file")),
-        rss: get(stat, "anon"),
-        cache: get(stat, "file"),
-        mapped_file: get(stat, "file_mapped"),
+        working_set: working_set(usage, get("inactive_file")),
+        rss: get("anon"),
+        cache: get("file"),
+        mapped_file: get("file_mapped"),
         pgfault: pg("pgfault"),
         pgmajfault: pg("pgmajfault"),
         ..Default::default()
