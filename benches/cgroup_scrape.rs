@@ -8,6 +8,9 @@
 //! folder this benchmark owns) in each v1 hierarchy, with a sleeping process in each, and are removed
 //! afterwards. BENCH_SIZES=100,500,1000 and BENCH_SCRAPES=N change the sizes and the number of scrapes.
 
+mod common;
+
+use common::{percentile, usage};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,32 +92,6 @@ impl Drop for Fleet {
     }
 }
 
-fn usage(pid: u32) -> (f64, f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb = |key: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<f64>()
-            .unwrap()
-            / 1024.0
-    };
-    (cpu, kb("VmRSS:"), kb("VmHWM:"))
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 struct Row {
     what: String,
     median: f64,
@@ -182,6 +159,7 @@ fn bench_stevedore(n: usize, scrapes: usize, keep_open: bool) -> Row {
         assert!(!body.is_empty());
     }
     let (cpu1, rss, hwm) = usage(child.id());
+    let (rss, hwm) = (rss / 1048576.0, hwm / 1048576.0);
     let _ = child.kill();
     let _ = child.wait();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -194,8 +172,8 @@ fn bench_stevedore(n: usize, scrapes: usize, keep_open: bool) -> Row {
                 ""
             }
         ),
-        median: pct(&lat, 0.5),
-        p99: pct(&lat, 0.99),
+        median: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
         extra: format!(
             "{:.1} MB/scrape, {} series/container family, CPU {:.1} ms/scrape, RSS {:.1} MiB (peak {:.1})",
             bytes as f64 / 1e6,
@@ -260,8 +238,8 @@ fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
             "floor, {} containers, {threads} thread(s), same files",
             fleet.ids.len()
         ),
-        median: pct(&lat, 0.5),
-        p99: pct(&lat, 0.99),
+        median: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
         extra: if unified {
             "incl. unified-hierarchy PSI files (hybrid host)".into()
         } else {
@@ -325,8 +303,8 @@ fn bench_kept_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
             "floor, {} containers, {threads} thread(s), same files kept open (pread)",
             fleet.ids.len()
         ),
-        median: pct(&lat, 0.5),
-        p99: pct(&lat, 0.99),
+        median: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
         extra: String::new(),
     }
 }
@@ -386,8 +364,8 @@ fn bench_docker_stats(n: usize) -> Vec<Row> {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     rows.push(Row {
         what: format!("docker stats --no-stream, {n} containers"),
-        median: pct(&lat, 0.5),
-        p99: pct(&lat, 0.99),
+        median: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
         extra: String::new(),
     });
     let mut lat = Vec::new();
@@ -414,11 +392,11 @@ fn bench_docker_stats(n: usize) -> Vec<Row> {
     per.sort_by(|a, b| a.partial_cmp(b).unwrap());
     rows.push(Row {
         what: format!("stats API one-shot, {n} containers in sequence"),
-        median: pct(&lat, 0.5),
-        p99: pct(&lat, 0.99),
+        median: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
         extra: format!(
             "per container: median {:.1} ms (curl included)",
-            pct(&per, 0.5)
+            percentile(&per, 0.5)
         ),
     });
     let mut args = vec!["rm".to_string(), "-f".to_string()];

@@ -7,6 +7,9 @@
 //! Prints a Markdown table for BENCHMARKS.md. Both exporters collect afresh on every scrape
 //! (Stevedore with --collect.min-age=0), scrapes are sequential over one keep-alive connection.
 
+mod common;
+
+use common::{percentile, usage};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,29 +54,6 @@ fn wait_ready(url: &str) {
     }
 }
 
-/// (utime + stime) seconds, VmRSS bytes, VmHWM bytes of a process.
-fn usage(pid: u32) -> (f64, f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tck = 100.0; // USER_HZ on Linux/x86_64 and arm64
-    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tck;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb = |key: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<f64>()
-            .unwrap()
-            * 1024.0
-    };
-    (cpu, kb("VmRSS:"), kb("VmHWM:"))
-}
-
 struct Result {
     name: String,
     median_ms: f64,
@@ -83,11 +63,6 @@ struct Result {
     rss_mib: Option<f64>,
     hwm_mib: Option<f64>,
     cpu_per_1000: Option<f64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
 }
 
 fn bench_http(name: &str, url: &str, pid: u32, n: usize) -> Result {
