@@ -336,26 +336,22 @@ impl CgroupCollector {
         }
 
         let mut entries = Vec::with_capacity(raws.len());
-        for (i, r) in raws.iter().enumerate() {
+        for (i, r) in raws.into_iter().enumerate() {
             let is_root = r.found.kind == Kind::Root;
             // A cgroup that vanished between discovery and reading has no figures: it is not reported.
             if !is_root && r.stats.cpu.is_none() && r.stats.memory.is_none() {
                 continue;
             }
             let mut entry = ContainerEntry {
-                stats: r.stats.clone(),
-                procs: r.procs.clone(),
+                stats: r.stats,
+                procs: r.procs,
                 ..Default::default()
             };
             entry.identity = match &r.found.kind {
                 Kind::Container { id, .. } => match metas.get(id) {
                     Some(meta) => {
                         entry.start_time = meta.started_at;
-                        entry.health = Some(match meta.health.as_deref() {
-                            Some("healthy") => 1.0,
-                            Some(_) => 0.0,
-                            None => -1.0,
-                        });
+                        entry.health = Some(health_value(meta));
                         Identity::from_meta(r.found.path.clone(), meta, &columns)
                     }
                     None => Identity::bare(r.found.path.clone(), columns.len()),
@@ -422,11 +418,7 @@ impl CgroupCollector {
                         .map(|d| format!("{}:{}", d.major, d.minor))
                         .collect(),
                     start_time: meta.started_at,
-                    health: Some(match meta.health.as_deref() {
-                        Some("healthy") => 1.0,
-                        Some(_) => 0.0,
-                        None => -1.0,
-                    }),
+                    health: Some(health_value(meta)),
                     ..Default::default()
                 })
             })
@@ -460,6 +452,15 @@ fn root_memory(paths: &Paths, stats: &mut CgroupStats) {
         let usage = t - free;
         m.usage = Some(usage);
         m.working_set = crate::cgroup::working_set(Some(usage), mem.get("Inactive_file_bytes"));
+    }
+}
+
+/// `container_health_state`: 1 healthy, 0 unhealthy or starting, -1 no health check (cAdvisor's values).
+fn health_value(meta: &crate::source::ContainerMeta) -> f64 {
+    match meta.health.as_deref() {
+        Some("healthy") => 1.0,
+        Some(_) => 0.0,
+        None => -1.0,
     }
 }
 
