@@ -16,6 +16,7 @@ fn main() {
         .unwrap_or(1000);
     let entries = (0..n)
         .map(|i| ContainerEntry {
+            level: stevedore::collector::cgroup::Level::Container,
             identity: Identity {
                 id: format!("/docker/{:064x}", i),
                 name: format!("web-{i}"),

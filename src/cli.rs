@@ -32,6 +32,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where pod metadata comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PodsFrom {
+    Apiserver,
+    Kubelet,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
     Debug,
@@ -193,6 +200,63 @@ pub struct Flags {
     #[arg(long = "docker.stats-timeout", env = "STEVEDORE_DOCKER_STATS_TIMEOUT", default_value = "5s",
           value_parser = parse_positive_duration)]
     pub docker_stats_timeout: Duration,
+
+    /// Kubeconfig file for the Kubernetes API. Unset: in-cluster service account when running in a pod,
+    /// else $KUBECONFIG or ~/.kube/config. Without any of them the kubernetes source stays off.
+    #[arg(long = "kubeconfig", env = "STEVEDORE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// This node's name: only its pods are watched. Set it from the downward API (spec.nodeName).
+    #[arg(long = "kubernetes.node-name", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Pod labels to add to container and pod series as pod_label_<key> (comma-separated keys).
+    #[arg(
+        long = "kubernetes.pod-labels",
+        env = "STEVEDORE_KUBERNETES_POD_LABELS",
+        value_delimiter = ','
+    )]
+    pub pod_labels: Vec<String>,
+
+    /// Where pod metadata comes from: a watch on the apiserver, or the kubelet's /pods (no apiserver load).
+    #[arg(
+        long = "kubernetes.pods-from",
+        env = "STEVEDORE_KUBERNETES_PODS_FROM",
+        value_enum,
+        default_value = "apiserver"
+    )]
+    pub pods_from: PodsFrom,
+
+    /// The kubelet's address (https://<node-ip>:10250, or http://<node-ip>:10255 for the read-only port).
+    /// Unset: https://$HOST_IP:10250 when running in a pod with HOST_IP set, else the kubelet source is off.
+    #[arg(long = "kubelet.url", env = "STEVEDORE_KUBELET_URL")]
+    pub kubelet_url: Option<String>,
+
+    /// Bearer token file for the kubelet, re-read whenever it changes (projected tokens rotate).
+    /// Default in a pod: the service account token.
+    #[arg(long = "kubelet.token-file", env = "STEVEDORE_KUBELET_TOKEN_FILE")]
+    pub kubelet_token_file: Option<PathBuf>,
+
+    /// CA bundle (PEM) that signed the kubelet's serving certificate. Default: the system roots.
+    #[arg(long = "kubelet.ca-file", env = "STEVEDORE_KUBELET_CA_FILE")]
+    pub kubelet_ca_file: Option<PathBuf>,
+
+    /// Do not verify the kubelet's serving certificate (kubelets often serve a self-signed one).
+    #[arg(
+        long = "kubelet.insecure-skip-verify",
+        env = "STEVEDORE_KUBELET_INSECURE_SKIP_VERIFY"
+    )]
+    pub kubelet_insecure_skip_verify: bool,
+
+    /// How often to poll the kubelet's /stats/summary (and /pods with --kubernetes.pods-from=kubelet).
+    #[arg(long = "kubelet.interval", env = "STEVEDORE_KUBELET_INTERVAL", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub kubelet_interval: Duration,
+
+    /// How long one kubelet request may take.
+    #[arg(long = "kubelet.timeout", env = "STEVEDORE_KUBELET_TIMEOUT", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub kubelet_timeout: Duration,
 
     /// Only log messages with the given severity or above.
     #[arg(

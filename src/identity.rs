@@ -55,6 +55,19 @@ impl LabelAllowlist {
     }
 }
 
+/// The metric label columns for `--kubernetes.pod-labels`: (`pod_label_<sanitized key>`, key). When two
+/// keys sanitize to the same name the first in byte order keeps it.
+pub fn pod_columns(keys: &[String]) -> Vec<(String, String)> {
+    let mut sorted: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
+    sorted.sort();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for key in sorted {
+        out.entry(format!("pod_label_{}", sanitize(key)))
+            .or_insert_with(|| key.clone());
+    }
+    out.into_iter().collect()
+}
+
 /// A label name from user data: `[a-zA-Z0-9_]`, everything else `_`.
 pub fn sanitize(key: &str) -> String {
     key.chars()

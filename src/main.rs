@@ -62,6 +62,145 @@ fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
+/// This node's name: `--kubernetes.node-name` / `NODE_NAME`, else the host name (the kubelet's default).
+fn node_name(flag: Option<&String>) -> String {
+    if let Some(n) = flag.filter(|n| !n.is_empty()) {
+        return n.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    tracing::warn!(
+        node = %host,
+        "no --kubernetes.node-name (NODE_NAME): using the host name; set NODE_NAME from the downward API \
+         (fieldRef spec.nodeName) if the node is registered under another name"
+    );
+    host
+}
+
+/// Starts the pod source (apiserver watch or kubelet /pods) and the kubelet source, as configured.
+/// Returns the exit code when a flag is unusable.
+async fn start_kubernetes(
+    config: &cli::Config,
+    sources: &stevedore::source::SourceStatus,
+    shared: &mut collector::Shared,
+) -> Result<(), ExitCode> {
+    use stevedore::source::{kubelet, kubernetes};
+    let flags = &config.flags;
+    let wanted = ["cgroup", "kubernetes", "kubelet"]
+        .iter()
+        .any(|c| config.enabled.contains(c));
+    if !wanted {
+        return Ok(());
+    }
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let kubelet_url = flags
+        .kubelet_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            let ip = std::env::var("HOST_IP").ok().filter(|_| in_cluster)?;
+            Some(format!("https://{ip}:10250"))
+        });
+    let kubelet_client = match &kubelet_url {
+        Some(url) => {
+            let token_file = flags.kubelet_token_file.clone().or_else(|| {
+                let p = std::path::PathBuf::from(SA_DIR).join("token");
+                (in_cluster && p.exists()).then_some(p)
+            });
+            let cfg = kubelet::KubeletConfig {
+                url: url.clone(),
+                token_file,
+                ca_file: flags.kubelet_ca_file.clone(),
+                insecure_skip_verify: flags.kubelet_insecure_skip_verify,
+                interval: flags.kubelet_interval,
+                timeout: flags.kubelet_timeout,
+            };
+            match kubelet::KubeletClient::new(&cfg) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the kubelet source");
+                    eprintln!("stevedore: {e}");
+                    return Err(ExitCode::from(2));
+                }
+            }
+        }
+        None => None,
+    };
+
+    let mut kubelet_pods = None;
+    match flags.pods_from {
+        cli::PodsFrom::Apiserver => match kubernetes::api_client(flags.kubeconfig.as_ref()).await {
+            Ok(Some(client)) => {
+                let node = node_name(flags.node_name.as_ref());
+                tracing::info!(node = %node, "watching this node's pods on the apiserver");
+                let (reader, writer) = kube::runtime::reflector::store();
+                let health = Arc::new(kubernetes::Health::new(
+                    "kubernetes",
+                    sources.register("kubernetes"),
+                ));
+                kubernetes::spawn_watch(client, node, writer, health);
+                shared.pods = Some(reader);
+            }
+            Ok(None) => tracing::info!(
+                "not on Kubernetes (no --kubeconfig, no in-cluster service account, no $KUBECONFIG): \
+                 pod metadata off"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the kubernetes source");
+                eprintln!("stevedore: {e}");
+                return Err(ExitCode::from(2));
+            }
+        },
+        cli::PodsFrom::Kubelet => {
+            if kubelet_client.is_none() {
+                let e = "--kubernetes.pods-from=kubelet needs --kubelet.url (or HOST_IP in a pod)";
+                tracing::error!("{e}");
+                eprintln!("stevedore: {e}");
+                return Err(ExitCode::from(2));
+            }
+            tracing::info!("reading this node's pods from the kubelet's /pods");
+            let (reader, writer) = kube::runtime::reflector::store();
+            let health = Arc::new(kubernetes::Health::new(
+                "kubernetes",
+                sources.register("kubernetes"),
+            ));
+            kubelet_pods = Some((writer, health));
+            shared.pods = Some(reader);
+        }
+    }
+
+    if let Some(client) = kubelet_client {
+        let cache = Arc::new(kubelet::SummaryCache::default());
+        let health = Arc::new(kubernetes::Health::new(
+            "kubelet",
+            sources.register("kubelet"),
+        ));
+        let cgroups = config.enabled.contains(&"cgroup")
+            && stevedore::cgroup::Layout::detect(&flags.sysfs.join("fs/cgroup")).is_ok();
+        shared.usage_from_summary = !cgroups;
+        if !cgroups {
+            tracing::info!(
+                "cgroups not read here: container, pod and node CPU and memory come from the kubelet's summary"
+            );
+        }
+        tracing::info!(
+            url = kubelet_url.as_deref().unwrap_or(""),
+            "polling the kubelet"
+        );
+        kubelet::spawn(
+            client,
+            flags.kubelet_interval,
+            cache.clone(),
+            health,
+            kubelet_pods,
+        );
+        shared.summary = Some(cache);
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
@@ -127,6 +266,9 @@ async fn main() -> ExitCode {
             stats,
         );
         shared.docker_meta = Some(meta);
+    }
+    if let Err(code) = start_kubernetes(&config, &sources, &mut shared).await {
+        return code;
     }
     let collectors = collector::build(&config, &shared);
     let scraper = Arc::new(scrape::Scraper::new(

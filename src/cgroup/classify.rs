@@ -57,7 +57,11 @@ fn is_hex64(s: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// A pod uid: the apiserver's dashed form, or the 32-hex hash the kubelet gives static pods.
 fn is_uid(s: &str) -> bool {
+    if s.len() == 32 {
+        return s.bytes().all(|b| b.is_ascii_hexdigit());
+    }
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| {
             if [8, 13, 18, 23].contains(&i) {
@@ -214,6 +218,29 @@ mod tests {
         );
         assert_eq!(classify("/docker"), Kind::System);
         assert_eq!(classify("/system.slice/docker.service"), Kind::System);
+    }
+
+    #[test]
+    fn static_pods_have_hash_uids() {
+        // A static pod's uid is a 32-hex hash (recorded: /kubepods/burstable/pode9afcd8d...).
+        let uid = "e9afcd8d3c942968802548f9a24d942a";
+        assert_eq!(
+            classify(&format!("/kubepods/burstable/pod{uid}")),
+            Kind::Pod {
+                uid: uid.to_string(),
+                qos: "burstable"
+            }
+        );
+        assert_eq!(
+            classify(&format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{ID}.scope"
+            )),
+            Kind::Container {
+                runtime: Runtime::Containerd,
+                id: ID.to_string(),
+                pod_uid: Some(uid.to_string())
+            }
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::identity::{self, Identity, LabelAllowlist};
 use crate::scrape::{CollectError, Collector};
 use crate::source::MetaStore;
 use crate::source::docker::StatsCache;
+use crate::source::kubernetes::{PodIndex, PodInfo, PodStore};
 
 /// Limits and shares are re-read at most this often (plus a per-cgroup spread of up to 10 s, so a fleet
 /// started together does not refresh in one scrape). They change only when a container is updated;
@@ -31,8 +32,19 @@ pub struct ProcStats {
 }
 
 /// One reported cgroup.
+/// What a reported cgroup is, for the families that exist at one level only (`pod_*`, `node_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Level {
+    Root,
+    Pod,
+    Container,
+    #[default]
+    Other,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ContainerEntry {
+    pub level: Level,
     pub identity: Identity,
     pub stats: CgroupStats,
     pub procs: Option<ProcStats>,
@@ -59,6 +71,9 @@ pub struct CgroupCollector {
     meta: Option<Arc<MetaStore>>,
     stats_cache: Option<Arc<StatsCache>>,
     allow: LabelAllowlist,
+    /// This node's pods (Kubernetes source), and the `--kubernetes.pod-labels` columns.
+    pods: Option<PodStore>,
+    pod_columns: Vec<(String, String)>,
     layout: Mutex<Option<Layout>>,
     threads: usize,
     /// Limits by cgroup path, with when they were read.
@@ -74,6 +89,8 @@ impl CgroupCollector {
         meta: Option<Arc<MetaStore>>,
         stats_cache: Option<Arc<StatsCache>>,
         allow: LabelAllowlist,
+        pods: Option<PodStore>,
+        pod_columns: Vec<(String, String)>,
     ) -> Self {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -85,6 +102,8 @@ impl CgroupCollector {
             meta,
             stats_cache,
             allow,
+            pods,
+            pod_columns,
             layout: Mutex::new(None),
             threads,
             spec_cache: Mutex::new(HashMap::new()),
@@ -320,12 +339,20 @@ impl CgroupCollector {
         let owners: std::collections::HashSet<usize> = owner.values().map(|(_, i)| *i).collect();
 
         let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
-        let columns = self.allow.columns(metas.values().map(|m| &**m));
-        let mut pods: HashMap<&str, (&str, &str)> = HashMap::new();
+        let mut columns = self.allow.columns(metas.values().map(|m| &**m));
+        let docker_columns = columns.len();
+        columns.extend(self.pod_columns.iter().cloned());
+        let index = self
+            .pods
+            .as_ref()
+            .map(PodIndex::from_store)
+            .unwrap_or_default();
+        // Pods known from the runtime's labels (cri-dockerd), for pod cgroups when no Kubernetes source runs.
+        let mut docker_pods: HashMap<&str, (&str, &str)> = HashMap::new();
         for m in metas.values() {
             let uid = m.label(identity::POD_UID);
             if !uid.is_empty() {
-                pods.insert(
+                docker_pods.insert(
                     uid,
                     (
                         m.label(identity::POD_NAME),
@@ -334,6 +361,12 @@ impl CgroupCollector {
                 );
             }
         }
+        let pod_values = |pod: Option<&PodInfo>| -> Vec<String> {
+            self.pod_columns
+                .iter()
+                .map(|(_, key)| pod.map(|p| p.label(key).to_string()).unwrap_or_default())
+                .collect()
+        };
 
         let mut entries = Vec::with_capacity(raws.len());
         for (i, r) in raws.into_iter().enumerate() {
@@ -347,24 +380,64 @@ impl CgroupCollector {
                 procs: r.procs,
                 ..Default::default()
             };
+            let path = r.found.path.clone();
+            let bare = |n| Identity::bare(path.clone(), n);
+            entry.level = match r.found.kind {
+                Kind::Root => Level::Root,
+                Kind::Pod { .. } => Level::Pod,
+                Kind::Container { .. } => Level::Container,
+                _ => Level::Other,
+            };
             entry.identity = match &r.found.kind {
-                Kind::Container { id, .. } => match metas.get(id) {
-                    Some(meta) => {
+                Kind::Container { id, pod_uid, .. } => {
+                    if let Some(meta) = metas.get(id) {
                         entry.start_time = meta.started_at;
                         entry.health = Some(health_value(meta));
-                        Identity::from_meta(r.found.path.clone(), meta, &columns)
+                        let mut ident =
+                            Identity::from_meta(path.clone(), meta, &columns[..docker_columns]);
+                        let uid = pod_uid
+                            .as_deref()
+                            .unwrap_or_else(|| meta.label(identity::POD_UID));
+                        ident.extra.extend(pod_values(index.pod(uid)));
+                        ident
+                    } else if let Some((pod, c)) = index.container(id) {
+                        entry.start_time = c.started_at;
+                        let mut ident = bare(docker_columns);
+                        ident.name = id.clone();
+                        ident.image = c.image.clone();
+                        ident.container = c.name.clone();
+                        ident.pod = pod.name.clone();
+                        ident.namespace = pod.namespace.clone();
+                        ident.extra.extend(pod_values(Some(pod)));
+                        ident
+                    } else {
+                        // A container the runtime sources do not list (a pod's sandbox under CRI): the pod
+                        // it sits in, from its path.
+                        let pod = pod_uid.as_deref().and_then(|u| index.pod(u));
+                        let mut ident = bare(docker_columns);
+                        if let Some(p) = pod {
+                            ident.name = id.clone();
+                            ident.pod = p.name.clone();
+                            ident.namespace = p.namespace.clone();
+                        }
+                        ident.extra.extend(pod_values(pod));
+                        ident
                     }
-                    None => Identity::bare(r.found.path.clone(), columns.len()),
-                },
-                Kind::Pod { uid, .. } => {
-                    let mut id = Identity::bare(r.found.path.clone(), columns.len());
-                    if let Some((pod, ns)) = pods.get(uid.as_str()) {
-                        id.pod = pod.to_string();
-                        id.namespace = ns.to_string();
-                    }
-                    id
                 }
-                _ => Identity::bare(r.found.path.clone(), columns.len()),
+                Kind::Pod { uid, .. } => {
+                    let pod = index.pod(uid);
+                    let mut ident = bare(docker_columns);
+                    if let Some(p) = pod {
+                        ident.pod = p.name.clone();
+                        ident.namespace = p.namespace.clone();
+                    } else if let Some((name, ns)) = docker_pods.get(uid.as_str()) {
+                        ident.pod = name.to_string();
+                        ident.namespace = ns.to_string();
+                    }
+                    ident.extra.extend(pod_values(pod));
+                    ident
+                }
+                _ => bare(columns.len()),
             };
             if is_root {
                 root_memory(&self.paths, &mut entry.stats);

@@ -43,11 +43,8 @@ impl DockerCollector {
     }
 }
 
-impl Collector for DockerCollector {
-    fn name(&self) -> &'static str {
-        "docker"
-    }
-    fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+impl DockerCollector {
+    pub fn sample(&self) -> DockerSample {
         let metas = self.meta.snapshot();
         let columns = self.allow.columns(metas.values().map(|m| &**m));
         let mut containers: Vec<DockerContainer> = metas
@@ -65,9 +62,18 @@ impl Collector for DockerCollector {
             })
             .collect();
         containers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
-        Ok(Box::new(DockerSample {
+        DockerSample {
             columns,
             containers,
-        }))
+        }
+    }
+}
+
+impl Collector for DockerCollector {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+    fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+        Ok(Box::new(self.sample()))
     }
 }

@@ -6,6 +6,8 @@ pub mod cpu;
 pub mod diskstats;
 pub mod docker;
 pub mod filesystem;
+pub mod kubelet;
+pub mod kubernetes;
 pub mod loadavg;
 pub mod machine;
 pub mod meminfo;
@@ -34,6 +36,8 @@ pub const ALL: &[Info] = &[
     on("diskstats"),
     on("docker"),
     on("filesystem"),
+    on("kubelet"),
+    on("kubernetes"),
     on("loadavg"),
     on("machine"),
     on("meminfo"),
@@ -128,6 +132,12 @@ pub struct Shared {
     pub docker_meta: Option<Arc<crate::source::MetaStore>>,
     /// Docker stats-API figures, in stats mode (cgroups not readable).
     pub docker_stats: Option<Arc<crate::source::docker::StatsCache>>,
+    /// This node's pods, when a Kubernetes source runs.
+    pub pods: Option<crate::source::kubernetes::PodStore>,
+    /// The kubelet's last summary, when the kubelet source runs.
+    pub summary: Option<Arc<crate::source::kubelet::SummaryCache>>,
+    /// The container, pod and node CPU and memory families come from the summary (cgroups not readable).
+    pub usage_from_summary: bool,
 }
 
 /// Builds the enabled collectors from the configuration.
@@ -139,6 +149,29 @@ pub fn build(config: &Config, shared: &Shared) -> Vec<Arc<dyn Collector>> {
         rootfs: f.rootfs.clone(),
     };
     let mut out: Vec<Arc<dyn Collector>> = Vec::new();
+    let pod_columns = crate::identity::pod_columns(&f.pod_labels);
+    let docker_allow = crate::identity::LabelAllowlist {
+        keys: f
+            .docker_labels
+            .iter()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect(),
+        regex: f.docker_labels_regex.clone(),
+    };
+    // With a pod source, the kubernetes collector owns the container state families and reports Docker's
+    // containers outside pods too.
+    let kube_owns_state = shared.pods.is_some() && config.enabled.contains(&"kubernetes");
+    let docker = shared
+        .docker_meta
+        .as_ref()
+        .filter(|_| config.enabled.contains(&"docker"))
+        .map(|meta| {
+            Arc::new(docker::DockerCollector::new(
+                meta.clone(),
+                docker_allow.clone(),
+            ))
+        });
     for name in &config.enabled {
         let allow = crate::identity::LabelAllowlist {
             keys: f
@@ -156,9 +189,28 @@ pub fn build(config: &Config, shared: &Shared) -> Vec<Arc<dyn Collector>> {
                 shared.docker_meta.clone(),
                 shared.docker_stats.clone(),
                 allow,
+                shared.pods.clone(),
+                pod_columns.clone(),
             )),
-            "docker" => match &shared.docker_meta {
-                Some(meta) => Arc::new(docker::DockerCollector::new(meta.clone(), allow)),
+            "docker" => match &docker {
+                Some(d) if !kube_owns_state => d.clone(),
+                _ => continue,
+            },
+            "kubernetes" => match &shared.pods {
+                Some(pods) => Arc::new(kubernetes::KubernetesCollector::new(
+                    pods.clone(),
+                    pod_columns.clone(),
+                    docker.clone(),
+                )),
+                None => continue,
+            },
+            "kubelet" => match &shared.summary {
+                Some(cache) => Arc::new(kubelet::KubeletCollector::new(
+                    cache.clone(),
+                    shared.pods.clone(),
+                    pod_columns.clone(),
+                    shared.usage_from_summary,
+                )),
                 None => continue,
             },
             "cpu" => Arc::new(cpu::CpuCollector::new(paths.clone())),

@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::{Exposable, Out};
 use crate::cgroup::{CgroupStats, Psi};
-use crate::collector::cgroup::{ContainerEntry, ContainersSample};
+use crate::collector::cgroup::{ContainerEntry, ContainersSample, Level};
 use crate::collector::docker::{DockerSample, STATES};
 
 type Get = fn(&CgroupStats) -> Option<f64>;
@@ -245,7 +245,10 @@ const BLKIO: [(&str, &str, BlkGet); 4] = [
     ),
 ];
 
-fn with<'a>(base: &[(&'a str, &'a str)], extra: (&'a str, &'a str)) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn with<'a>(
+    base: &[(&'a str, &'a str)],
+    extra: (&'a str, &'a str),
+) -> Vec<(&'a str, &'a str)> {
     let mut v = Vec::with_capacity(base.len() + 1);
     v.extend_from_slice(base);
     v.push(extra);
@@ -399,6 +402,63 @@ impl Exposable for ContainersSample {
                 }
             }
         }
+        // The kubelet's /metrics/resource names, for consumers of the resource metrics API.
+        type LevelGet = fn(&CgroupStats) -> Option<f64>;
+        let cpu: LevelGet = |s| s.cpu.as_ref()?.usage_seconds;
+        let ws: LevelGet = |s| s.memory.as_ref()?.working_set;
+        let pods = || {
+            self.entries
+                .iter()
+                .filter(|e| e.level == Level::Pod && !e.identity.pod.is_empty())
+        };
+        for (name, help, counter, get) in [
+            (
+                "pod_cpu_usage_seconds",
+                "Cumulative cpu time consumed by the pod in core-seconds",
+                true,
+                cpu,
+            ),
+            (
+                "pod_memory_working_set_bytes",
+                "Current working set of the pod in bytes",
+                false,
+                ws,
+            ),
+        ] {
+            if !pods().any(|e| get(&e.stats).is_some()) {
+                continue;
+            }
+            let mut f = if counter {
+                out.counter(name, help)?
+            } else {
+                out.gauge(name, help)?
+            };
+            for e in pods() {
+                if let Some(v) = get(&e.stats) {
+                    let l = [
+                        ("pod", e.identity.pod.as_str()),
+                        ("namespace", e.identity.namespace.as_str()),
+                    ];
+                    f.sample(&l, v)?;
+                }
+            }
+        }
+        if let Some(root) = self.entries.iter().find(|e| e.level == Level::Root) {
+            if let Some(v) = cpu(&root.stats) {
+                out.single_counter(
+                    "node_cpu_usage_seconds",
+                    "Cumulative cpu time consumed by the node in core-seconds",
+                    v,
+                )?;
+            }
+            if let Some(v) = ws(&root.stats) {
+                out.single_gauge(
+                    "node_memory_working_set_bytes",
+                    "Current working set of the node in bytes",
+                    v,
+                )?;
+            }
+        }
         if !self.entries.is_empty() {
             let mut f = out.gauge(
                 "container_last_seen",
@@ -412,32 +472,63 @@ impl Exposable for ContainersSample {
     }
 }
 
-impl Exposable for DockerSample {
-    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
-        if self.containers.is_empty() {
-            return Ok(());
+/// One container's row of the state families.
+pub struct StateRow<'a> {
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub state: &'a str,
+    /// The states this container's source knows, one series each.
+    pub domain: &'static [&'static str],
+    pub restarts: Option<f64>,
+}
+
+/// `stevedore_container_state` and `stevedore_container_restarts_total`, for Docker's containers and
+/// (through the kubernetes collector) pod containers, so each family is written by one collector.
+pub fn state_families(out: &mut Out<'_, '_>, rows: &[StateRow<'_>]) -> fmt::Result {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut f = out.gauge(
+        "stevedore_container_state",
+        "State of the container (Docker's, or the kubelet's for pod containers): 1 for the current state, 0 for the others.",
+    )?;
+    for r in rows {
+        for s in r.domain {
+            f.sample(
+                &with(&r.labels, ("state", s)),
+                if r.state == *s { 1.0 } else { 0.0 },
+            )?;
         }
-        let labels: Vec<Vec<(&str, &str)>> = self
-            .containers
-            .iter()
-            .map(|c| c.identity.labels(&self.columns))
-            .collect();
-        let mut f = out.gauge(
-            "stevedore_container_state",
-            "Docker state of the container: 1 for the current state, 0 for the others.",
-        )?;
-        for (c, l) in self.containers.iter().zip(&labels) {
-            for s in STATES {
-                f.sample(&with(l, ("state", s)), if c.state == s { 1.0 } else { 0.0 })?;
-            }
-        }
+    }
+    if rows.iter().any(|r| r.restarts.is_some()) {
         let mut f = out.counter(
             "stevedore_container_restarts",
-            "Number of times Docker restarted the container (its restart policy).",
+            "Number of times the container was restarted (Docker's restart policy, or the kubelet).",
         )?;
-        for (c, l) in self.containers.iter().zip(&labels) {
-            f.sample(l, c.restarts)?;
+        for r in rows {
+            if let Some(v) = r.restarts {
+                f.sample(&r.labels, v)?;
+            }
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+impl DockerSample {
+    pub fn state_rows(&self) -> Vec<StateRow<'_>> {
+        self.containers
+            .iter()
+            .map(|c| StateRow {
+                labels: c.identity.labels(&self.columns),
+                state: &c.state,
+                domain: &STATES,
+                restarts: Some(c.restarts),
+            })
+            .collect()
+    }
+}
+
+impl Exposable for DockerSample {
+    fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        state_families(out, &self.state_rows())
     }
 }

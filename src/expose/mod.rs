@@ -5,6 +5,7 @@
 //! Prometheus text format 0.0.4 is derived from it by [`to_text_004`].
 
 pub mod container;
+pub mod kubernetes;
 pub mod node;
 pub mod process;
 
@@ -24,6 +25,15 @@ use crate::scrape::Snapshot;
 /// one file per source, so adding a metric touches one file.
 pub trait Exposable: Send + Sync + 'static {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result;
+}
+
+/// A sample with no families (a source that has not answered yet).
+pub struct Nothing;
+
+impl Exposable for Nothing {
+    fn expose(&self, _: &mut Out<'_, '_>) -> fmt::Result {
+        Ok(())
+    }
 }
 
 /// Writes families into a prometheus-client descriptor encoder.

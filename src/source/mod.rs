@@ -2,6 +2,8 @@
 //! background, keep caches current, and never run on the scrape path: collectors read their caches.
 
 pub mod docker;
+pub mod kubelet;
+pub mod kubernetes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,502 @@
+//! Pod metadata of this node: a watch on the apiserver (pods with `spec.nodeName=<node>` only) kept in a
+//! kube-rs reflector store, or the kubelet's `/pods` polled into the same store
+//! (`--kubernetes.pods-from=kubelet`). Collectors read the store; nothing on the scrape path calls the API.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Config};
+
+/// The RBAC rule the apiserver watch needs, quoted in logs when it is refused.
+pub const RBAC_PODS: &str = "a ClusterRole rule {apiGroups: [\"\"], resources: [\"pods\"], verbs: [\"get\", \"list\", \"watch\"]} bound to the exporter's service account";
+
+/// The pods of this node, as the reflector keeps them (managed fields, annotations and the bulky parts of
+/// container specs dropped to keep memory small).
+pub type PodStore = Store<Pod>;
+
+/// One container of a pod, as the collectors need it.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerInfo {
+    pub name: String,
+    /// Runtime id without its `containerd://` / `docker://` / `cri-o://` scheme.
+    pub id: Option<String>,
+    pub image: String,
+    pub restarts: Option<f64>,
+    /// waiting, running or terminated.
+    pub state: Option<&'static str>,
+    pub last_terminated_reason: Option<String>,
+    pub started_at: Option<f64>,
+    /// (resource, value in base units: cores for cpu, bytes for memory)
+    pub requests: Vec<(String, f64)>,
+    pub limits: Vec<(String, f64)>,
+    pub init: bool,
+}
+
+/// One pod, as the collectors need it.
+#[derive(Debug, Clone, Default)]
+pub struct PodInfo {
+    pub uid: String,
+    pub name: String,
+    pub namespace: String,
+    /// guaranteed, burstable or besteffort (lower case, as in cgroup paths); empty when not reported.
+    pub qos: String,
+    pub phase: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub containers: Vec<ContainerInfo>,
+}
+
+impl PodInfo {
+    /// The pod's cgroup as the kubelet names it in cgroupfs form (`id` on the kubelet's cAdvisor
+    /// series, whatever the driver): `/kubepods/pod<uid>` for Guaranteed, else `/kubepods/<qos>/pod<uid>`.
+    pub fn cgroup_id(&self) -> Option<String> {
+        match self.qos.as_str() {
+            "guaranteed" => Some(format!("/kubepods/pod{}", self.uid)),
+            "burstable" | "besteffort" => Some(format!("/kubepods/{}/pod{}", self.qos, self.uid)),
+            _ => None,
+        }
+    }
+
+    pub fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Pods by uid and containers by runtime id, built from the store for one scrape.
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    pub pods: Vec<PodInfo>,
+    by_uid: HashMap<String, usize>,
+    by_container: HashMap<String, (usize, usize)>,
+}
+
+impl PodIndex {
+    pub fn build(pods: &[Arc<Pod>]) -> PodIndex {
+        let mut idx = PodIndex::default();
+        for p in pods {
+            let info = pod_info(p);
+            if info.uid.is_empty() {
+                continue;
+            }
+            let i = idx.pods.len();
+            idx.by_uid.insert(info.uid.clone(), i);
+            for (j, c) in info.containers.iter().enumerate() {
+                if let Some(id) = &c.id {
+                    idx.by_container.insert(id.clone(), (i, j));
+                }
+            }
+            idx.pods.push(info);
+        }
+        idx.pods
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        idx.by_uid.clear();
+        idx.by_container.clear();
+        for (i, p) in idx.pods.iter().enumerate() {
+            idx.by_uid.insert(p.uid.clone(), i);
+            for (j, c) in p.containers.iter().enumerate() {
+                if let Some(id) = &c.id {
+                    idx.by_container.insert(id.clone(), (i, j));
+                }
+            }
+        }
+        idx
+    }
+
+    pub fn from_store(store: &PodStore) -> PodIndex {
+        PodIndex::build(&store.state())
+    }
+
+    pub fn pod(&self, uid: &str) -> Option<&PodInfo> {
+        self.by_uid.get(uid).map(|&i| &self.pods[i])
+    }
+
+    pub fn container(&self, id: &str) -> Option<(&PodInfo, &ContainerInfo)> {
+        self.by_container
+            .get(id)
+            .map(|&(i, j)| (&self.pods[i], &self.pods[i].containers[j]))
+    }
+
+    pub fn by_name(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
+        self.pods
+            .iter()
+            .find(|p| p.namespace == namespace && p.name == name)
+    }
+}
+
+fn strip_scheme(id: &str) -> String {
+    match id.split_once("://") {
+        Some((_, rest)) => rest.to_string(),
+        None => id.to_string(),
+    }
+}
+
+fn rfc3339(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
+    t.0.as_millisecond() as f64 / 1000.0
+}
+
+fn container_from_status(s: &ContainerStatus, init: bool) -> ContainerInfo {
+    let (state, started_at) = match &s.state {
+        Some(st) if st.running.is_some() => (
+            Some("running"),
+            st.running
+                .as_ref()
+                .and_then(|r| r.started_at.as_ref())
+                .map(rfc3339),
+        ),
+        Some(st) if st.terminated.is_some() => (Some("terminated"), None),
+        Some(st) if st.waiting.is_some() => (Some("waiting"), None),
+        _ => (None, None),
+    };
+    ContainerInfo {
+        name: s.name.clone(),
+        id: s.container_id.as_deref().map(strip_scheme),
+        image: s.image.clone(),
+        restarts: Some(s.restart_count as f64),
+        state,
+        last_terminated_reason: s
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .and_then(|t| t.reason.clone()),
+        started_at,
+        init,
+        ..Default::default()
+    }
+}
+
+/// The lean view of one pod.
+pub fn pod_info(p: &Pod) -> PodInfo {
+    let md = &p.metadata;
+    let status = p.status.as_ref();
+    let mut info = PodInfo {
+        uid: md.uid.clone().unwrap_or_default(),
+        name: md.name.clone().unwrap_or_default(),
+        namespace: md.namespace.clone().unwrap_or_default(),
+        qos: status
+            .and_then(|s| s.qos_class.as_deref())
+            .unwrap_or("")
+            .to_ascii_lowercase(),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        labels: md.labels.clone().unwrap_or_default(),
+        containers: Vec::new(),
+    };
+    let statuses = |v: Option<&Vec<ContainerStatus>>, init: bool| -> Vec<ContainerInfo> {
+        v.map(|v| v.iter().map(|s| container_from_status(s, init)).collect())
+            .unwrap_or_default()
+    };
+    let mut by_name: Vec<ContainerInfo> =
+        statuses(status.and_then(|s| s.container_statuses.as_ref()), false);
+    by_name.extend(statuses(
+        status.and_then(|s| s.init_container_statuses.as_ref()),
+        true,
+    ));
+    // Containers of the spec without a status yet (Pending pods) are still listed, with their resources.
+    if let Some(spec) = &p.spec {
+        let specs = spec
+            .containers
+            .iter()
+            .map(|c| (c, false))
+            .chain(spec.init_containers.iter().flatten().map(|c| (c, true)));
+        for (c, init) in specs {
+            let idx = match by_name
+                .iter()
+                .position(|s| s.name == c.name && s.init == init)
+            {
+                Some(i) => i,
+                None => {
+                    by_name.push(ContainerInfo {
+                        name: c.name.clone(),
+                        image: c.image.clone().unwrap_or_default(),
+                        init,
+                        ..Default::default()
+                    });
+                    by_name.len() - 1
+                }
+            };
+            if let Some(r) = &c.resources {
+                let conv = |m: &Option<
+                    std::collections::BTreeMap<
+                        String,
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+                    >,
+                >| {
+                    m.iter()
+                        .flatten()
+                        .filter_map(|(k, q)| Some((k.clone(), quantity(&q.0)?)))
+                        .collect::<Vec<_>>()
+                };
+                by_name[idx].requests = conv(&r.requests);
+                by_name[idx].limits = conv(&r.limits);
+            }
+        }
+    }
+    info.containers = by_name;
+    info
+}
+
+/// A Kubernetes resource quantity in base units ("100m" → 0.1, "128Mi" → 134217728, "1e3" → 1000).
+pub fn quantity(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0f64.powi(2),
+        "Gi" => 1024.0f64.powi(3),
+        "Ti" => 1024.0f64.powi(4),
+        "Pi" => 1024.0f64.powi(5),
+        "Ei" => 1024.0f64.powi(6),
+        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse::<i32>().ok()?),
+        _ => return None,
+    };
+    let v = n * mult;
+    v.is_finite().then_some(v)
+}
+
+/// Drops what no collector reads, so the store holds little more than names, statuses and resources.
+fn slim(p: &mut Pod) {
+    p.metadata.managed_fields = None;
+    p.metadata.annotations = None;
+    p.metadata.owner_references = None;
+    if let Some(spec) = p.spec.as_mut() {
+        spec.volumes = None;
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            c.env = None;
+            c.env_from = None;
+            c.command = None;
+            c.args = None;
+            c.volume_mounts = None;
+            c.liveness_probe = None;
+            c.readiness_probe = None;
+            c.startup_probe = None;
+            c.lifecycle = None;
+        }
+    }
+}
+
+/// Explains a failed API call: what happened and what to fix.
+pub fn explain(e: &kube::Error, what: &str, rbac: &str, auth_hint: &str) -> String {
+    match e {
+        kube::Error::Api(s) if s.code == 401 => {
+            format!("{what}: 401 Unauthorized: the token was rejected or has expired; {auth_hint}")
+        }
+        kube::Error::Api(s) if s.code == 403 => {
+            format!(
+                "{what}: 403 Forbidden ({}); the exporter needs {rbac}",
+                s.message
+            )
+        }
+        kube::Error::Api(s) => format!("{what}: HTTP {} {}", s.code, s.message),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            format!("{what}: unreachable ({e}); check the address and network policy")
+        }
+        other => format!("{what}: {other}"),
+    }
+}
+
+/// Tracks a source's health: `stevedore_source_up`, and one log line per change of state.
+pub struct Health {
+    pub up: Arc<AtomicBool>,
+    source: &'static str,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn new(source: &'static str, up: Arc<AtomicBool>) -> Health {
+        Health {
+            up,
+            source,
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn ok(&self) {
+        let was_up = self.up.swap(true, Ordering::Relaxed);
+        let had = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if !was_up {
+            match had {
+                Some(_) => tracing::info!(source = self.source, "source recovered"),
+                None => tracing::info!(source = self.source, "source connected"),
+            }
+        }
+    }
+
+    /// Logs only when the failure differs in kind from the last one.
+    pub fn fail(&self, why: String) {
+        self.up.store(false, Ordering::Relaxed);
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let kind = |s: &str| s.split(':').take(2).collect::<String>();
+        if last.as_deref().map(kind) != Some(kind(&why)) {
+            tracing::warn!(source = self.source, error = %why, "source failing; its metrics are not served until it recovers");
+        }
+        *last = Some(why);
+    }
+}
+
+/// Where the apiserver client comes from.
+pub struct ApiConfig {
+    pub kubeconfig: Option<PathBuf>,
+    pub node_name: String,
+}
+
+/// An apiserver client from `--kubeconfig`, the in-cluster service account, or `$KUBECONFIG`.
+/// `Ok(None)`: nothing says we are on Kubernetes.
+pub async fn api_client(kubeconfig: Option<&PathBuf>) -> Result<Option<Client>, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read --kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("invalid --kubeconfig {}: {e}", path.display()))?
+        }
+        None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Config::incluster()
+            .map_err(|e| {
+                format!(
+                    "in-cluster config failed ({e}): mount the service account token \
+                     (automountServiceAccountToken: true) or pass --kubeconfig"
+                )
+            })?,
+        None if std::env::var_os("KUBECONFIG").is_some() => Config::infer()
+            .await
+            .map_err(|e| format!("cannot load $KUBECONFIG: {e}"))?,
+        None => return Ok(None),
+    };
+    Client::try_from(config)
+        .map(Some)
+        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+}
+
+/// Watches this node's pods into the store's writer, forever, with backoff; `health` follows the watch.
+pub fn spawn_watch(client: Client, node: String, writer: Writer<Pod>, health: Arc<Health>) {
+    tokio::spawn(async move {
+        let api: Api<Pod> = Api::all(client);
+        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let stream = reflector::reflector(writer, watcher(api, cfg).default_backoff().modify(slim));
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(_) => health.ok(),
+                // The watch fell too far behind (410 Gone): the watcher lists again; not a failure.
+                Err(watcher::Error::WatchError(s)) if s.code == 410 => {
+                    tracing::info!(
+                        source = "kubernetes",
+                        "pod watch expired (410 Gone); listing again"
+                    )
+                }
+                Err(e) => {
+                    let inner = match &e {
+                        watcher::Error::InitialListFailed(e)
+                        | watcher::Error::WatchStartFailed(e)
+                        | watcher::Error::WatchFailed(e) => Some(e),
+                        _ => None,
+                    };
+                    let why = match inner {
+                        Some(k) => explain(
+                            k,
+                            "pod watch on the apiserver",
+                            RBAC_PODS,
+                            "check the service account token or the --kubeconfig credentials",
+                        ),
+                        None => match &e {
+                            watcher::Error::WatchError(s) if s.code == 403 => format!(
+                                "pod watch on the apiserver: 403 Forbidden ({}); the exporter needs {RBAC_PODS}",
+                                s.message
+                            ),
+                            _ => format!("pod watch on the apiserver: {e}"),
+                        },
+                    };
+                    health.fail(why);
+                }
+            }
+        }
+    });
+}
+
+/// Replaces the store's content with a full list (the kubelet's /pods), as a watcher's relist would.
+pub fn replace_all(writer: &mut Writer<Pod>, pods: Vec<Pod>) {
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for mut p in pods {
+        slim(&mut p);
+        writer.apply_watcher_event(&watcher::Event::InitApply(p));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+/// Parses a pod list (`{"items": [...]}`) item by item: a pod that does not parse is skipped and
+/// counted, the others are kept.
+pub fn parse_pod_list(text: &str) -> Result<(Vec<Pod>, usize), String> {
+    #[derive(serde::Deserialize)]
+    struct Items {
+        #[serde(default)]
+        items: Option<Vec<serde_json::Value>>,
+    }
+    let list: Items =
+        serde_json::from_str(text).map_err(|e| format!("invalid pod list JSON: {e}"))?;
+    let mut bad = 0;
+    let mut pods = Vec::new();
+    for v in list.items.unwrap_or_default() {
+        match serde_json::from_value::<Pod>(v) {
+            Ok(p) => pods.push(p),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((pods, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity("100m"), Some(0.1));
+        assert_eq!(quantity("2"), Some(2.0));
+        assert_eq!(quantity("0.5"), Some(0.5));
+        assert_eq!(quantity("128Mi"), Some(134217728.0));
+        assert_eq!(quantity("1G"), Some(1e9));
+        assert_eq!(quantity("1e3"), Some(1000.0));
+        assert_eq!(quantity("12Qi"), None);
+        assert_eq!(quantity(""), None);
+    }
+
+    #[test]
+    fn cgroup_ids() {
+        let mut p = PodInfo {
+            uid: "u".into(),
+            qos: "guaranteed".into(),
+            ..Default::default()
+        };
+        assert_eq!(p.cgroup_id().as_deref(), Some("/kubepods/podu"));
+        p.qos = "besteffort".into();
+        assert_eq!(p.cgroup_id().as_deref(), Some("/kubepods/besteffort/podu"));
+        p.qos = String::new();
+        assert_eq!(p.cgroup_id(), None);
+    }
+}
