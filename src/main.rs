@@ -13,7 +13,12 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         LogLevel::Warn => tracing::Level::WARN,
         LogLevel::Error => tracing::Level::ERROR,
     };
-    let filter = tracing_subscriber::filter::LevelFilter::from_level(filter);
+    // kube's watcher logs its own warnings for failures the kubernetes source already reports once, with
+    // what to fix: only its errors pass.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(filter)
+        .with_target("kube_runtime", tracing::Level::ERROR.min(filter))
+        .with_target("kube_client", tracing::Level::ERROR.min(filter));
     match format {
         LogFormat::Json => tracing_subscriber::registry()
             .with(

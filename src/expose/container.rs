@@ -433,7 +433,9 @@ impl Exposable for ContainersSample {
             } else {
                 out.gauge(name, help)?
             };
-            for e in pods() {
+            // One series per pod even if two cgroups claim it (a node switching cgroup drivers).
+            let mut seen = std::collections::HashSet::new();
+            for e in pods().filter(|e| seen.insert((&e.identity.pod, &e.identity.namespace))) {
                 if let Some(v) = get(&e.stats) {
                     let l = [
                         ("pod", e.identity.pod.as_str()),

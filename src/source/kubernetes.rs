@@ -155,7 +155,13 @@ fn container_from_status(s: &ContainerStatus, init: bool) -> ContainerInfo {
     ContainerInfo {
         name: s.name.clone(),
         id: s.container_id.as_deref().map(strip_scheme),
-        image: s.image.clone(),
+        // An image pulled by digest is reported as a bare `sha256:` id; the runtime (and cAdvisor) names it
+        // by its repository digest, which is imageID.
+        image: if s.image.starts_with("sha256:") && !s.image_id.is_empty() {
+            s.image_id.clone()
+        } else {
+            s.image.clone()
+        },
         restarts: Some(s.restart_count as f64),
         state,
         last_terminated_reason: s
