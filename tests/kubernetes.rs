@@ -897,3 +897,381 @@ fn cgroup_attribution_of_the_recorded_node_both_drivers() {
     let (body, _) = scrape(&e, "cgroup");
     assert_promtool_clean(&body);
 }
+
+fn wait_up(e: &Exporter, source: &str, want: f64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while source_up(e, source) != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: source_up{{{source}}} never {want}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn kubelet_token_rotation_401_403_and_unreachable_without_restart() {
+    let replay = Replay::start(&[
+        "--summary",
+        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
+        "--token",
+        "first",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first").unwrap();
+    let e = Exporter::start(&[
+        "--kubelet.url",
+        &replay.url(),
+        "--kubelet.token-file",
+        token.to_str().unwrap(),
+        "--kubelet.interval=500ms",
+        "--no-collector.docker",
+        "--collect.min-age=0",
+    ]);
+    let mut log = Vec::new();
+    wait_up(&e, "kubelet", 1.0, "start");
+    // The kubelet now wants a new token (rotated): 401, one line naming the flag; cgroup metrics still served.
+    replay.control(serde_json::json!({"token": "second"}));
+    wait_up(&e, "kubelet", 0.0, "401");
+    let line = wait_log(&e, &mut log, &["source failing", "401"], "the 401");
+    assert!(line.contains("--kubelet.token-file"), "{line}");
+    let s = parse_exposition(&e.metrics());
+    assert_eq!(
+        value(
+            &s,
+            "stevedore_scrape_collector_success",
+            &[("collector", "kubelet")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "stevedore_scrape_collector_success",
+            &[("collector", "cgroup")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !s.iter().any(|x| x.name.starts_with("stevedore_pod_")),
+        "no stale summary series"
+    );
+    assert!(
+        s.iter()
+            .any(|x| x.name == "container_cpu_usage_seconds_total")
+    );
+    // The projected token rotates in its file: picked up without a restart.
+    std::fs::write(&token, "second\n").unwrap();
+    wait_up(&e, "kubelet", 1.0, "rotated token");
+    wait_log(&e, &mut log, &["source recovered", "kubelet"], "recovery");
+    assert!(
+        replay
+            .requests()
+            .iter()
+            .any(|(_, a)| a.as_deref() == Some("Bearer second"))
+    );
+    // 403: the line names the RBAC rule.
+    replay.control(serde_json::json!({"status": {"kubelet": 403}}));
+    wait_up(&e, "kubelet", 0.0, "403");
+    let line = wait_log(&e, &mut log, &["source failing", "403"], "the 403");
+    assert!(
+        line.contains("nodes/stats") && line.contains("ClusterRole"),
+        "{line}"
+    );
+    replay.control(serde_json::json!({"status": {"kubelet": 0}}));
+    wait_up(&e, "kubelet", 1.0, "after 403");
+    // Unreachable.
+    drop(replay);
+    wait_up(&e, "kubelet", 0.0, "unreachable");
+    let line = wait_log(
+        &e,
+        &mut log,
+        &["source failing", "unreachable"],
+        "unreachable",
+    );
+    assert!(line.contains("kubelet /stats/summary"), "{line}");
+    std::thread::sleep(Duration::from_secs(2));
+    log.extend(e.drain_log());
+    let n = log
+        .iter()
+        .filter(|l| l.contains("source failing") && l.contains("unreachable"))
+        .count();
+    assert_eq!(n, 1, "one line per state change: {log:#?}");
+}
+
+/// A CA and a serving certificate for 127.0.0.1 signed by it, made with openssl.
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test kubelet CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "kubelet.key",
+        "-out",
+        "kubelet.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "kubelet.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "kubelet.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("kubelet.pem"),
+        dir.join("kubelet.key"),
+    )
+}
+
+#[test]
+fn kubelet_over_https_with_ca_file_or_skip_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(dir.path());
+    let replay = Replay::start(&[
+        "--summary",
+        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
+        "--tls",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    ]);
+    let url = format!("https://127.0.0.1:{}", replay.port);
+    let common = [
+        "--kubelet.interval=500ms",
+        "--no-collector.docker",
+        "--no-collector.cgroup",
+        "--collect.min-age=0",
+    ];
+    let mut args = vec![
+        "--kubelet.url",
+        &url,
+        "--kubelet.ca-file",
+        ca.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let e = Exporter::start(&args);
+    wait_up(&e, "kubelet", 1.0, "with the CA");
+    let s = parse_exposition(&e.metrics());
+    assert!(
+        value(
+            &s,
+            "stevedore_node_filesystem_capacity_bytes",
+            &[("filesystem", "rootfs")]
+        )
+        .is_some()
+    );
+    drop(e);
+    // Without the CA the certificate is refused, and the log says so.
+    let mut args = vec!["--kubelet.url", url.as_str()];
+    args.extend(common);
+    let e = Exporter::start(&args);
+    let mut log = Vec::new();
+    wait_log(
+        &e,
+        &mut log,
+        &["source failing", "kubelet"],
+        "an untrusted certificate",
+    );
+    assert_eq!(source_up(&e, "kubelet"), Some(0.0));
+    drop(e);
+    let mut args = vec![
+        "--kubelet.url",
+        url.as_str(),
+        "--kubelet.insecure-skip-verify",
+    ];
+    args.extend(common);
+    let e = Exporter::start(&args);
+    wait_up(&e, "kubelet", 1.0, "skip-verify");
+}
+
+#[test]
+fn bad_input_is_logged_and_the_rest_served() {
+    let summary_text = std::fs::read_to_string(k8s_fixture("1_35/kubelet/stats/summary")).unwrap();
+    let replay = Replay::start(&[
+        "--summary",
+        k8s_fixture("legacy/kubelet_stats_summary_payload.json")
+            .to_str()
+            .unwrap(),
+        "--kubelet-pods",
+        k8s_fixture("legacy/kubelet_pods_payload.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    let e = Exporter::start(&[
+        "--kubelet.url",
+        &replay.url(),
+        "--kubelet.interval=500ms",
+        "--kubernetes.pods-from=kubelet",
+        "--no-collector.docker",
+        "--collect.min-age=0",
+    ]);
+    let mut log = Vec::new();
+    // Legacy pods: Pending and Failed pods, no qosClass: served, their containers without a cgroup id.
+    let legacy = load_json(&k8s_fixture("legacy/kubelet_pods_payload.json"));
+    let s = until(&e, "kubernetes", "legacy pods", |s| {
+        s.iter().any(|x| x.name == "stevedore_container_state")
+    });
+    for p in legacy["items"].as_array().unwrap() {
+        if p["status"]["qosClass"].is_null() {
+            for st in p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let l = [
+                    ("pod", str_of(p, &["metadata", "name"])),
+                    ("container", st["name"].as_str().unwrap()),
+                    ("id", ""),
+                ];
+                assert_eq!(
+                    value(&s, "stevedore_container_restarts_total", &l),
+                    st["restartCount"].as_f64()
+                );
+            }
+        }
+    }
+    let (body, _) = scrape(&e, "kubernetes");
+    assert_promtool_clean(&body);
+
+    // Truncated summary: the kubelet collector fails with one clear line, everything else is served.
+    replay.control(serde_json::json!({"summary_text": &summary_text[..summary_text.len() / 2]}));
+    let line = wait_log(
+        &e,
+        &mut log,
+        &["source failing", "invalid JSON"],
+        "truncated summary",
+    );
+    assert!(line.contains("/stats/summary"), "{line}");
+    let s = parse_exposition(&e.metrics());
+    assert_eq!(
+        value(
+            &s,
+            "stevedore_scrape_collector_success",
+            &[("collector", "kubelet")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "stevedore_scrape_collector_success",
+            &[("collector", "cgroup")]
+        ),
+        Some(1.0)
+    );
+
+    // Unknown fields and a summary without any network section: served, no network families.
+    let mut doc: Value = serde_json::from_str(&summary_text).unwrap();
+    doc["node"]["someFutureField"] = serde_json::json!({"x": [1, 2]});
+    doc["node"].as_object_mut().unwrap().remove("network");
+    for p in doc["pods"].as_array_mut().unwrap() {
+        p.as_object_mut().unwrap().remove("network");
+        p["unknownPodField"] = Value::from(1);
+    }
+    replay.control(serde_json::json!({"summary_text": doc.to_string()}));
+    let s = until(&e, "kubelet", "the summary without network", |s| {
+        s.iter().any(|x| {
+            x.name == "stevedore_pod_volume_used_bytes" && x.labels["namespace"] == "kube-system"
+        })
+    });
+    assert!(
+        !s.iter()
+            .any(|x| x.name.starts_with("stevedore_pod_network"))
+    );
+    let (ifaces, volumes) = check_summary(&doc, &s);
+    assert_eq!(ifaces, 0);
+    assert!(volumes > 0);
+
+    // A pod list of more than 5 MB, one item of it malformed and one truncated list before it: the
+    // truncated list keeps the previous pods; the big one is served but for the bad item.
+    let base = load_json(&k8s_fixture("1_35/kubelet/pods"));
+    let items = base["items"].as_array().unwrap();
+    let mut big = Vec::new();
+    let (mut i, mut size) = (0, 0);
+    while size < 5_200_000 {
+        size += serde_json::to_string(&items[i % items.len()])
+            .unwrap()
+            .len();
+        let mut p = items[i % items.len()].clone();
+        p["metadata"]["name"] = Value::from(format!("bulk-{i}"));
+        p["metadata"]["uid"] = Value::from(format!("00000000-0000-0000-0000-{i:012}"));
+        p["someUnknownField"] = Value::from("ignored");
+        big.push(p);
+        i += 1;
+    }
+    big.push(serde_json::json!({"metadata": 5}));
+    let text = serde_json::json!({"kind": "PodList", "apiVersion": "v1", "items": big}).to_string();
+    assert!(text.len() > 5_000_000);
+    replay.control(serde_json::json!({"kubelet_pods_text": &text[..text.len() / 3]}));
+    wait_log(
+        &e,
+        &mut log,
+        &["source failing", "kubelet /pods"],
+        "truncated pod list",
+    );
+    let s = parse_exposition(&e.get("/metrics?collect[]=kubernetes").text().unwrap());
+    assert!(
+        s.iter().any(|x| x.name == "stevedore_container_state"),
+        "previous pods kept"
+    );
+    replay.control(serde_json::json!({"kubelet_pods_text": text}));
+    let want = i;
+    let s = until(&e, "kubernetes", "the big pod list", |s| {
+        let pods: BTreeSet<&str> = s
+            .iter()
+            .filter(|x| x.labels.get("pod").is_some_and(|p| p.starts_with("bulk-")))
+            .map(|x| x.labels["pod"].as_str())
+            .collect();
+        pods.len() == want
+    });
+    wait_log(&e, &mut log, &["did not parse"], "the skipped item");
+    let (body, _) = scrape(&e, "kubernetes");
+    assert_promtool_clean(&body);
+    drop(s);
+}
