@@ -312,8 +312,11 @@ fn collector_filters_and_status_codes() {
         .collect();
     assert_eq!(ran, ["loadavg", "meminfo"]);
 
+    // `cpu` owns node_cpu_seconds_total; node_cpu_usage_seconds_total (the kubelet's name) is the cgroup
+    // collector's and stays.
     let s = parse_exposition(&e.get("/metrics?exclude%5B%5D=cpu").text().unwrap());
-    assert!(!s.iter().any(|x| x.name.starts_with("node_cpu")));
+    assert!(!s.iter().any(|x| x.name.starts_with("node_cpu_seconds")));
+    assert!(s.iter().any(|x| x.name == "node_cpu_usage_seconds_total"));
     assert!(s.iter().any(|x| x.name == "node_load1"));
 
     let r = e.get("/metrics?collect[]=cpu&exclude[]=meminfo");
@@ -347,8 +350,9 @@ fn telemetry_path_and_disabled_collectors() {
     assert_eq!(e.get("/metrics").status(), 404);
     let s = parse_exposition(&e.get("/custom").text().unwrap());
     assert!(
-        !s.iter()
-            .any(|x| x.name.starts_with("node_filesystem") || x.name.starts_with("node_cpu"))
+        !s.iter().any(
+            |x| x.name.starts_with("node_filesystem") || x.name.starts_with("node_cpu_seconds")
+        )
     );
     assert!(
         value(
@@ -728,14 +732,17 @@ fn json_log_format() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Every line is JSON; the one that says where it listens carries the address.
+    let mut v = serde_json::Value::Null;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["fields"]["message"] == "listening" {
+            break;
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
-    let v: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(v["fields"]["message"], "listening");
     assert_eq!(v["level"], "INFO");
     assert!(
