@@ -235,7 +235,7 @@ async fn main() -> ExitCode {
             max_kept_files = max,
             "keeping cgroup files open between scrapes (--collector.cgroup.keep-open)"
         );
-        stevedore::cgroup::stats::set_keep_open(true, max);
+        stevedore::cgroup::stats::set_keep_open_limit(max);
     }
     let sources = Arc::new(stevedore::source::SourceStatus::default());
     let mut shared = collector::Shared::default();

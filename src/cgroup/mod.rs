@@ -108,36 +108,38 @@ impl Layout {
         }
     }
 
-    /// Reads one cgroup (`rel` is its path relative to the hierarchy roots, `/` for the root).
+    /// Reads one cgroup (`rel` is its path relative to the hierarchy roots, `/` for the root), opening and
+    /// closing each file.
     pub fn read(&self, rel: &str, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
-        self.read_with_spec(rel, is_root, None, buf)
+        self.read_with_spec(rel, is_root, None, &mut Files::plain(buf))
     }
 
-    /// As [`Layout::read`]; with `spec` (the cgroup's limits, read recently) the limit files are skipped.
+    /// As [`Layout::read`], through `files`; with `spec` (the cgroup's limits, read recently) the limit
+    /// files are skipped.
     pub fn read_with_spec(
         &self,
         rel: &str,
         is_root: bool,
         spec: Option<&SpecStats>,
-        buf: &mut Vec<u8>,
+        files: &mut Files,
     ) -> CgroupStats {
         match self {
             Layout::V1 {
                 controllers,
                 unified,
             } => {
-                let mut s = v1::read(controllers, rel, spec, buf);
+                let mut s = v1::read(controllers, rel, spec, files);
                 if let Some(u) = unified {
-                    s.pressure = v2::read_pressure(&join(u, rel), buf);
+                    s.pressure = v2::read_pressure(&join(u, rel), files);
                 }
                 s
             }
-            Layout::V2 { root } => v2::read(&join(root, rel), is_root, spec, buf),
+            Layout::V2 { root } => v2::read(&join(root, rel), is_root, spec, files),
         }
     }
 
     /// The pids in a cgroup (cgroup.procs), for process, fd and network figures.
-    pub fn procs(&self, rel: &str, buf: &mut Vec<u8>) -> Vec<u32> {
+    pub fn procs(&self, rel: &str, files: &mut Files) -> Vec<u32> {
         let dir = match self {
             Layout::V2 { root } => join(root, rel),
             Layout::V1 { controllers, .. } => match ["pids", "memory", "cpuacct", "cpu"]
@@ -148,7 +150,7 @@ impl Layout {
                 None => return Vec::new(),
             },
         };
-        match stats::read_into(&dir.join("cgroup.procs"), buf) {
+        match files.text(&dir, "cgroup.procs") {
             Some(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
             None => Vec::new(),
         }
@@ -184,6 +186,9 @@ pub struct Found {
     /// Path relative to the hierarchy root: the `id` label (`/` for the root cgroup).
     pub path: String,
     pub kind: Kind,
+    /// Inode of the cgroup's folder in the walked hierarchy (0 for the root): a cgroup removed and made
+    /// again under the same path (a restarted container) has a new one.
+    pub ino: u64,
 }
 
 /// Walks the hierarchy and returns the root, pod and container cgroups (and, with `include_system`,
@@ -194,6 +199,7 @@ pub fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, Str
     let mut out = vec![Found {
         path: "/".to_string(),
         kind: Kind::Root,
+        ino: 0,
     }];
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(root.to_path_buf(), String::new(), 0)];
     while let Some((dir, rel, depth)) = stack.pop() {
@@ -209,14 +215,17 @@ pub fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, Str
             let child = format!("{rel}/{name}");
             let kind = classify(&child);
             let descend = !matches!(kind, Kind::Container { .. }) && depth < 16;
+            let ino = std::os::unix::fs::DirEntryExt::ino(&e);
             match &kind {
                 Kind::Container { .. } | Kind::Pod { .. } => out.push(Found {
                     path: child.clone(),
                     kind,
+                    ino,
                 }),
                 Kind::System if include_system => out.push(Found {
                     path: child.clone(),
                     kind,
+                    ino,
                 }),
                 _ => {}
             }

@@ -1,12 +1,9 @@
 //! Typed samples of one cgroup. Everything the kernel may not give is an `Option`, so "omit, never zero"
 //! falls out of the types.
 
-use std::collections::HashMap;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::collector::num;
 
@@ -118,130 +115,165 @@ impl CgroupStats {
 /// fill the buffer has reached the end. So a file costs open + one read + close, not the extra read to
 /// see end-of-file, which matters at thousands of files per scrape.
 pub fn read_into<'a>(path: &Path, buf: &'a mut Vec<u8>) -> Option<&'a str> {
+    let f = std::fs::File::open(path).ok()?;
+    let n = read_whole(&f, buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+/// Reads a seq_file from offset 0 into `buf`, growing it when the content does not fit; returns the length.
+/// pread at offset 0 makes a kept-open seq_file generate its content afresh.
+fn read_whole(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     if buf.len() < 16 * 1024 {
         buf.resize(16 * 1024, 0);
     }
-    if KEEP_OPEN.load(Ordering::Relaxed)
-        && let Some(n) = KEPT.read_at_start(path, buf)
-    {
-        return std::str::from_utf8(&buf[..n]).ok();
-    }
-    let mut f = std::fs::File::open(path).ok()?;
     let mut total = 0;
     loop {
-        let n = f.read(&mut buf[total..]).ok()?;
+        let n = f.read_at(&mut buf[total..], total as u64)?;
         total += n;
         if n == 0 || total < buf.len() {
-            break;
+            return Ok(total);
         }
         let grown = buf.len() * 2;
         buf.resize(grown, 0);
     }
-    std::str::from_utf8(&buf[..total]).ok()
 }
 
-/// `--collector.cgroup.keep-open`: cgroup files stay open between scrapes and are read again with
-/// pread at offset 0 (a seq_file regenerates its content then). That is about ten times cheaper than
-/// open + read + close, but each open cgroup file pins a kernel buffer (a page), charged to the
-/// exporter's own memory cgroup: about 15 files per container.
-static KEEP_OPEN: AtomicBool = AtomicBool::new(false);
-static KEPT: LazyLock<KeptFiles> = LazyLock::new(KeptFiles::default);
-
-/// At most this many files are kept; past it files are read the ordinary way. Leaves room below the
-/// open-files limit for everything else (sockets, directories, /proc).
+/// `--collector.cgroup.keep-open`: at most this many cgroup files are kept open at once, past it files are
+/// read the ordinary way. Leaves room below the open-files limit for everything else (sockets,
+/// directories, /proc).
 static KEEP_MAX: AtomicUsize = AtomicUsize::new(0);
 static KEPT_NOW: AtomicUsize = AtomicUsize::new(0);
 
-/// Turns keep-open mode on or off; `max_files` bounds how many files it may keep open.
-pub fn set_keep_open(on: bool, max_files: usize) {
+/// Sets how many cgroup files keep-open mode may hold open at once.
+pub fn set_keep_open_limit(max_files: usize) {
     KEEP_MAX.store(max_files, Ordering::Relaxed);
-    KEEP_OPEN.store(on, Ordering::Relaxed);
 }
 
-/// Closes the kept files not read since the previous call (their cgroups are gone). Called once per
-/// collection.
-pub fn sweep_kept() {
-    if KEEP_OPEN.load(Ordering::Relaxed) {
-        KEPT.sweep();
-    }
-}
-
-/// Number of files currently kept open.
+/// Number of cgroup files currently kept open.
 pub fn kept_count() -> usize {
-    KEPT.shards
-        .iter()
-        .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
-        .sum()
+    KEPT_NOW.load(Ordering::Relaxed)
 }
 
-const SHARDS: usize = 16;
-
-#[derive(Default)]
-struct KeptFiles {
-    /// (file, generation of its last read), sharded by path hash to keep lock contention low.
-    shards: [Mutex<HashMap<PathBuf, (std::fs::File, u64)>>; SHARDS],
-    generation: AtomicU64,
+/// One cgroup's files kept open between scrapes (`--collector.cgroup.keep-open`), by file name: the names
+/// Stevedore reads of one cgroup are unique across its controller folders. `None` records a file the
+/// cgroup does not have, so it is not looked up again. Re-reading a kept file with pread at offset 0
+/// costs about a tenth of open + read + close, but each one pins a kernel buffer (a page) charged to the
+/// exporter's own memory cgroup. Dropping the set closes the files.
+#[derive(Debug, Default)]
+pub struct KeptFiles {
+    files: Vec<(&'static str, Option<std::fs::File>)>,
+    /// Inode of the cgroup folder the files belong to.
+    ino: u64,
 }
 
 impl KeptFiles {
-    fn shard(&self, path: &Path) -> &Mutex<HashMap<PathBuf, (std::fs::File, u64)>> {
-        let h = path
-            .as_os_str()
-            .as_encoded_bytes()
-            .iter()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize));
-        &self.shards[h % SHARDS]
-    }
-
-    /// Reads the whole file from offset 0 into `buf`; opens and keeps it on first use. `None` when the file
-    /// cannot be opened or read (the cgroup is gone).
-    fn read_at_start(&self, path: &Path, buf: &mut Vec<u8>) -> Option<usize> {
-        let generation = self.generation.load(Ordering::Relaxed);
-        let mut map = self.shard(path).lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(path) {
-            if KEPT_NOW.load(Ordering::Relaxed) >= KEEP_MAX.load(Ordering::Relaxed) {
-                return None; // full: read this one the ordinary way
-            }
-            let f = std::fs::File::open(path).ok()?;
-            map.insert(path.to_path_buf(), (f, generation));
-            KEPT_NOW.fetch_add(1, Ordering::Relaxed);
-        }
-        let (f, seen) = map.get_mut(path)?;
-        *seen = generation;
-        let mut total = 0;
-        loop {
-            match f.read_at(&mut buf[total..], total as u64) {
-                Ok(n) => {
-                    total += n;
-                    if n == 0 || total < buf.len() {
-                        return Some(total);
-                    }
-                    let grown = buf.len() * 2;
-                    buf.resize(grown, 0);
-                }
-                Err(_) => {
-                    map.remove(path);
-                    KEPT_NOW.fetch_sub(1, Ordering::Relaxed);
-                    return None;
-                }
-            }
+    /// An empty set for the cgroup whose folder has inode `ino`.
+    pub fn new(ino: u64) -> KeptFiles {
+        KeptFiles {
+            files: Vec::new(),
+            ino,
         }
     }
 
-    fn sweep(&self) {
-        let current = self.generation.fetch_add(1, Ordering::Relaxed);
-        for shard in &self.shards {
-            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-            let before = map.len();
-            map.retain(|_, (_, seen)| *seen == current);
-            KEPT_NOW.fetch_sub(before - map.len(), Ordering::Relaxed);
-        }
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    fn clear(&mut self) {
+        let open = self.files.iter().filter(|(_, f)| f.is_some()).count();
+        KEPT_NOW.fetch_sub(open, Ordering::Relaxed);
+        self.files.clear();
     }
 }
 
-/// A file holding one number.
-pub fn read_num(path: &Path, buf: &mut Vec<u8>) -> Option<f64> {
-    num(read_into(path, buf)?.trim())
+impl Drop for KeptFiles {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// How one cgroup's files are read: opened, read and closed each time, or through the cgroup's
+/// [`KeptFiles`]. `buf` is reused between reads.
+pub struct Files<'a> {
+    pub buf: &'a mut Vec<u8>,
+    kept: Option<&'a mut KeptFiles>,
+}
+
+impl<'a> Files<'a> {
+    /// Open, read and close every file.
+    pub fn plain(buf: &'a mut Vec<u8>) -> Files<'a> {
+        Files { buf, kept: None }
+    }
+
+    /// Keep the files open in `kept` between calls.
+    pub fn kept(buf: &'a mut Vec<u8>, kept: &'a mut KeptFiles) -> Files<'a> {
+        Files {
+            buf,
+            kept: Some(kept),
+        }
+    }
+
+    /// The content of `dir/name`; `None` when the cgroup has no such file or it cannot be read.
+    pub fn text(&mut self, dir: &Path, name: &'static str) -> Option<&str> {
+        let Some(kept) = self.kept.as_deref_mut() else {
+            return self.text_once(dir, name);
+        };
+        let n = Self::read_kept(kept, dir, name, self.buf)?;
+        std::str::from_utf8(&self.buf[..n]).ok()
+    }
+
+    /// A file holding one number.
+    pub fn num(&mut self, dir: &Path, name: &'static str) -> Option<f64> {
+        num(self.text(dir, name)?.trim())
+    }
+
+    /// A file read rarely (limits, shares): opened, read and closed, never kept open.
+    pub fn text_once(&mut self, dir: &Path, name: &str) -> Option<&str> {
+        let n = read_whole(&std::fs::File::open(dir.join(name)).ok()?, self.buf).ok()?;
+        std::str::from_utf8(&self.buf[..n]).ok()
+    }
+
+    /// A number read rarely, as [`Files::text_once`].
+    pub fn num_once(&mut self, dir: &Path, name: &str) -> Option<f64> {
+        num(self.text_once(dir, name)?.trim())
+    }
+
+    fn read_kept(
+        kept: &mut KeptFiles,
+        dir: &Path,
+        name: &'static str,
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
+        if let Some((_, slot)) = kept.files.iter().find(|(n, _)| *n == name) {
+            match slot {
+                None => return None, // the cgroup has no such file
+                Some(f) => match read_whole(f, buf) {
+                    Ok(n) => return Some(n),
+                    // The cgroup was removed (and perhaps made again under the same path): every kept
+                    // file of it is stale. Start over with fresh opens.
+                    Err(_) => kept.clear(),
+                },
+            }
+        }
+        let opened = std::fs::File::open(dir.join(name));
+        let n = match &opened {
+            Ok(f) => Some(read_whole(f, buf).ok()?),
+            Err(_) => None,
+        };
+        let keep = match opened {
+            Ok(f) if KEPT_NOW.load(Ordering::Relaxed) < KEEP_MAX.load(Ordering::Relaxed) => {
+                KEPT_NOW.fetch_add(1, Ordering::Relaxed);
+                Some(Some(f))
+            }
+            Ok(_) => None, // at the limit: this one is read the ordinary way next time too
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(None),
+            Err(_) => None,
+        };
+        if let Some(slot) = keep {
+            kept.files.push((name, slot));
+        }
+        n
+    }
 }
 
 /// `key value` lines (memory.stat, cpu.stat, memory.events) as pairs.

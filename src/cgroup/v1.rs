@@ -12,66 +12,75 @@ pub fn read(
     controllers: &BTreeMap<String, PathBuf>,
     rel: &str,
     spec: Option<&SpecStats>,
-    buf: &mut Vec<u8>,
+    files: &mut Files,
 ) -> CgroupStats {
     let dir = |c: &str| controllers.get(c).map(|r| join(r, rel));
-    let mut s = CgroupStats::default();
+    let mut s = CgroupStats {
+        spec: match spec {
+            Some(cached) => cached.clone(),
+            None => read_spec(&dir, files),
+        },
+        ..Default::default()
+    };
     if let Some(cpuacct) = dir("cpuacct") {
-        s.cpu = read_cpu(&cpuacct, dir("cpu").as_deref(), buf);
+        // Throttling counts mean something only where a quota is set: cpu.stat is read only then.
+        let cpu = dir("cpu").filter(|_| s.spec.cpu_quota.is_some());
+        s.cpu = read_cpu(&cpuacct, cpu.as_deref(), files);
     }
     if let Some(mem) = dir("memory") {
-        s.memory = read_memory(&mem, buf);
+        s.memory = read_memory(&mem, files);
+    }
+    if s.memory.is_none() {
+        // No memory controller here (or the cgroup is gone): no memory limits either.
+        s.spec.memory_limit = None;
+        s.spec.memory_reservation = None;
+        s.spec.memory_swap_limit = None;
     }
     if let Some(blkio) = dir("blkio") {
-        s.blkio = read_blkio(&blkio, buf);
+        s.blkio = read_blkio(&blkio, files);
     }
-    let current = dir("pids").and_then(|p| read_num(&p.join("pids.current"), buf));
-    s.spec = match spec {
-        Some(cached) => cached.clone(),
-        None => read_spec(&dir, s.memory.is_some(), buf),
-    };
+    let current = dir("pids").and_then(|p| files.num(&p, "pids.current"));
     s.apply_spec(current);
     s
 }
 
 /// Limits and shares: they change only when someone updates the container.
-fn read_spec(
-    dir: &dyn Fn(&str) -> Option<PathBuf>,
-    has_memory: bool,
-    buf: &mut Vec<u8>,
-) -> SpecStats {
+fn read_spec(dir: &dyn Fn(&str) -> Option<PathBuf>, files: &mut Files) -> SpecStats {
     let mut spec = SpecStats::default();
     if let Some(cpu) = dir("cpu") {
-        spec.cpu_shares = read_num(&cpu.join("cpu.shares"), buf);
-        spec.cpu_period = read_num(&cpu.join("cpu.cfs_period_us"), buf);
-        spec.cpu_quota = read_num(&cpu.join("cpu.cfs_quota_us"), buf).filter(|q| *q > 0.0);
+        spec.cpu_shares = files.num_once(&cpu, "cpu.shares");
+        spec.cpu_period = files.num_once(&cpu, "cpu.cfs_period_us");
+        spec.cpu_quota = files
+            .num_once(&cpu, "cpu.cfs_quota_us")
+            .filter(|q| *q > 0.0);
     }
-    if has_memory && let Some(mem) = dir("memory") {
-        spec.memory_limit = limit(read_num(&mem.join("memory.limit_in_bytes"), buf));
-        spec.memory_reservation = limit(read_num(&mem.join("memory.soft_limit_in_bytes"), buf));
-        spec.memory_swap_limit = limit(read_num(&mem.join("memory.memsw.limit_in_bytes"), buf));
+    if let Some(mem) = dir("memory") {
+        spec.memory_limit = limit(files.num_once(&mem, "memory.limit_in_bytes"));
+        spec.memory_reservation = limit(files.num_once(&mem, "memory.soft_limit_in_bytes"));
+        spec.memory_swap_limit = limit(files.num_once(&mem, "memory.memsw.limit_in_bytes"));
     }
     if let Some(pids) = dir("pids") {
-        spec.pids_max = read_into(&pids.join("pids.max"), buf)
+        spec.pids_max = files
+            .text_once(&pids, "pids.max")
             .map(str::trim)
             .and_then(|m| if m == "max" { Some(0.0) } else { num(m) });
     }
     spec
 }
 
-fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, buf: &mut Vec<u8>) -> Option<CpuStats> {
-    let usage = read_num(&cpuacct.join("cpuacct.usage"), buf)?;
+fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, files: &mut Files) -> Option<CpuStats> {
+    let usage = files.num(cpuacct, "cpuacct.usage")?;
     let mut c = CpuStats {
         usage_seconds: Some(usage / 1e9),
         ..Default::default()
     };
     let hz = user_hz();
-    if let Some(text) = read_into(&cpuacct.join("cpuacct.stat"), buf) {
+    if let Some(text) = files.text(cpuacct, "cpuacct.stat") {
         c.user_seconds = get(text, "user").map(|t| t / hz);
         c.system_seconds = get(text, "system").map(|t| t / hz);
     }
     if let Some(cpu) = cpu
-        && let Some(text) = read_into(&cpu.join("cpu.stat"), buf)
+        && let Some(text) = files.text(cpu, "cpu.stat")
     {
         c.periods = get(text, "nr_periods");
         c.throttled_periods = get(text, "nr_throttled");
@@ -81,12 +90,33 @@ fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, buf: &mut Vec<u8>) -> Option<Cpu
 }
 
 pub fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
-    // One pass over the file; the keys are then looked up, not searched for.
-    let map: std::collections::HashMap<&str, f64> = flat_keyed(text).collect();
-    let get = |k: &str| map.get(k).copied();
-    // With use_hierarchy the total_* keys cover the subtree; without them fall back to the local keys.
-    let pick = |total: &str, local: &str| get(total).or_else(|| get(local));
-    let pair = |local: &str, total: &str| match (get(local), get(total)) {
+    // One pass over the file, keeping only the keys used. With use_hierarchy the total_* keys cover the
+    // subtree; without them the local keys are the figures.
+    const KEYS: [&str; 14] = [
+        "inactive_file",
+        "total_inactive_file",
+        "rss",
+        "total_rss",
+        "cache",
+        "total_cache",
+        "mapped_file",
+        "total_mapped_file",
+        "swap",
+        "total_swap",
+        "pgfault",
+        "total_pgfault",
+        "pgmajfault",
+        "total_pgmajfault",
+    ];
+    let mut v = [None; KEYS.len()];
+    for (k, x) in flat_keyed(text) {
+        if let Some(i) = KEYS.iter().position(|key| *key == k) {
+            v[i] = Some(x);
+        }
+    }
+    // (local, total) of the key at `i`: the total where given, else the local figure.
+    let pick = |i: usize| v[i + 1].or(v[i]);
+    let pair = |i: usize| match (v[i], v[i + 1]) {
         (Some(l), Some(t)) => Some((l, t)),
         (Some(l), None) => Some((l, l)),
         (None, Some(t)) => Some((t, t)),
@@ -94,20 +124,20 @@ pub fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
     };
     MemoryStats {
         usage,
-        working_set: working_set(usage, pick("total_inactive_file", "inactive_file")),
-        rss: pick("total_rss", "rss"),
-        cache: pick("total_cache", "cache"),
-        mapped_file: pick("total_mapped_file", "mapped_file"),
-        swap: pick("total_swap", "swap"),
-        pgfault: pair("pgfault", "total_pgfault"),
-        pgmajfault: pair("pgmajfault", "total_pgmajfault"),
+        working_set: working_set(usage, pick(0)),
+        rss: pick(2),
+        cache: pick(4),
+        mapped_file: pick(6),
+        swap: pick(8),
+        pgfault: pair(10),
+        pgmajfault: pair(12),
         ..Default::default()
     }
 }
 
-fn read_memory(mem: &Path, buf: &mut Vec<u8>) -> Option<MemoryStats> {
-    let usage = read_num(&mem.join("memory.usage_in_bytes"), buf)?;
-    let mut m = match read_into(&mem.join("memory.stat"), buf) {
+fn read_memory(mem: &Path, files: &mut Files) -> Option<MemoryStats> {
+    let usage = files.num(mem, "memory.usage_in_bytes")?;
+    let mut m = match files.text(mem, "memory.stat") {
         Some(text) => parse_memory_stat(Some(usage), text),
         None => MemoryStats {
             usage: Some(usage),
@@ -115,10 +145,12 @@ fn read_memory(mem: &Path, buf: &mut Vec<u8>) -> Option<MemoryStats> {
             ..Default::default()
         },
     };
-    m.max_usage = read_num(&mem.join("memory.max_usage_in_bytes"), buf);
-    m.failcnt = read_num(&mem.join("memory.failcnt"), buf);
+    m.max_usage = files.num(mem, "memory.max_usage_in_bytes");
+    m.failcnt = files.num(mem, "memory.failcnt");
     // `oom_kill` appears in memory.oom_control from Linux 4.13.
-    m.oom_kills = read_into(&mem.join("memory.oom_control"), buf).and_then(|t| get(t, "oom_kill"));
+    m.oom_kills = files
+        .text(mem, "memory.oom_control")
+        .and_then(|t| get(t, "oom_kill"));
     Some(m)
 }
 
@@ -153,12 +185,13 @@ pub fn parse_blkio(text: &str) -> Vec<(u32, u32, Option<f64>, Option<f64>)> {
     out
 }
 
-fn read_blkio(blkio: &Path, buf: &mut Vec<u8>) -> Vec<BlkioDevice> {
+fn read_blkio(blkio: &Path, files: &mut Files) -> Vec<BlkioDevice> {
     // The throttle files count every I/O whatever the scheduler; the _recursive forms include children
     // (a pod's containers). The CFQ/BFQ files are the fallback on old kernels.
-    let first = |names: &[&str], buf: &mut Vec<u8>| {
+    let first = |names: &[&'static str], files: &mut Files| {
         names.iter().find_map(|n| {
-            read_into(&blkio.join(n), buf)
+            files
+                .text(blkio, n)
                 .filter(|t| !t.trim().is_empty())
                 .map(parse_blkio)
         })
@@ -169,7 +202,7 @@ fn read_blkio(blkio: &Path, buf: &mut Vec<u8>) -> Vec<BlkioDevice> {
             "blkio.throttle.io_service_bytes",
             "blkio.io_service_bytes_recursive",
         ],
-        buf,
+        files,
     )
     .unwrap_or_default();
     let ops = first(
@@ -178,7 +211,7 @@ fn read_blkio(blkio: &Path, buf: &mut Vec<u8>) -> Vec<BlkioDevice> {
             "blkio.throttle.io_serviced",
             "blkio.io_serviced_recursive",
         ],
-        buf,
+        files,
     )
     .unwrap_or_default();
     let mut devices: Vec<BlkioDevice> = bytes

@@ -6,55 +6,56 @@ use super::stats::*;
 use crate::collector::num;
 
 /// Reads one cgroup. With `spec` (limits read recently), the limit and weight files are not read again.
-pub fn read(dir: &Path, is_root: bool, spec: Option<&SpecStats>, buf: &mut Vec<u8>) -> CgroupStats {
+pub fn read(dir: &Path, is_root: bool, spec: Option<&SpecStats>, files: &mut Files) -> CgroupStats {
     let mut s = CgroupStats::default();
-    if let Some(text) = read_into(&dir.join("cpu.stat"), buf) {
+    if let Some(text) = files.text(dir, "cpu.stat") {
         s.cpu = Some(parse_cpu_stat(text));
     }
-    s.memory = read_memory(dir, is_root, buf);
-    if let Some(text) = read_into(&dir.join("io.stat"), buf) {
+    s.memory = read_memory(dir, is_root, files);
+    if let Some(text) = files.text(dir, "io.stat") {
         s.blkio = parse_io_stat(text);
     }
-    let current = read_num(&dir.join("pids.current"), buf);
+    let current = files.num(dir, "pids.current");
     s.spec = match spec {
         Some(cached) => cached.clone(),
-        None => read_spec(dir, s.memory.is_some() || !is_root, buf),
+        None => read_spec(dir, s.memory.is_some() || !is_root, files),
     };
     s.apply_spec(current);
-    s.pressure = read_pressure(dir, buf);
+    s.pressure = read_pressure(dir, files);
     s
 }
 
 /// Limits and weights: they change only when someone updates the container.
-fn read_spec(dir: &Path, memory: bool, buf: &mut Vec<u8>) -> SpecStats {
+fn read_spec(dir: &Path, memory: bool, files: &mut Files) -> SpecStats {
     let mut spec = SpecStats::default();
-    if let Some(text) = read_into(&dir.join("cpu.max"), buf) {
+    if let Some(text) = files.text_once(dir, "cpu.max") {
         let (quota, period) = parse_cpu_max(text);
         spec.cpu_quota = quota;
         spec.cpu_period = period;
     }
-    spec.cpu_shares = read_num(&dir.join("cpu.weight"), buf).map(weight_to_shares);
-    let max = |name: &str, buf: &mut Vec<u8>| {
-        read_into(&dir.join(name), buf)
+    spec.cpu_shares = files.num_once(dir, "cpu.weight").map(weight_to_shares);
+    let max = |name: &str, files: &mut Files| {
+        files
+            .text_once(dir, name)
             .map(str::trim)
             .and_then(|v| if v == "max" { Some(0.0) } else { num(v) })
     };
     if memory {
-        spec.memory_limit = limit(max("memory.max", buf));
-        spec.memory_reservation = limit(max("memory.min", buf));
-        spec.memory_swap_limit = limit(max("memory.swap.max", buf));
+        spec.memory_limit = limit(max("memory.max", files));
+        spec.memory_reservation = limit(max("memory.min", files));
+        spec.memory_swap_limit = limit(max("memory.swap.max", files));
     }
-    spec.pids_max = max("pids.max", buf);
+    spec.pids_max = max("pids.max", files);
     spec
 }
 
 /// The cgroup's PSI files (`cpu.pressure`, `memory.pressure`, `io.pressure`), where the kernel has them.
-pub fn read_pressure(dir: &Path, buf: &mut Vec<u8>) -> Option<PressureStats> {
-    let psi = |name: &str, buf: &mut Vec<u8>| read_into(&dir.join(name), buf).and_then(parse_psi);
+pub fn read_pressure(dir: &Path, files: &mut Files) -> Option<PressureStats> {
+    let psi = |name: &'static str, files: &mut Files| files.text(dir, name).and_then(parse_psi);
     let (cpu, memory, io) = (
-        psi("cpu.pressure", buf),
-        psi("memory.pressure", buf),
-        psi("io.pressure", buf),
+        psi("cpu.pressure", files),
+        psi("memory.pressure", files),
+        psi("io.pressure", files),
     );
     (cpu.is_some() || memory.is_some() || io.is_some()).then(|| PressureStats {
         cpu: cpu.unwrap_or_default(),
@@ -90,9 +91,22 @@ pub fn weight_to_shares(weight: f64) -> f64 {
 }
 
 pub fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
-    // One pass over the file; the keys are then looked up, not searched for.
-    let map: std::collections::HashMap<&str, f64> = flat_keyed(stat).collect();
-    let get = |k: &str| map.get(k).copied();
+    // One pass over the file, keeping only the keys used.
+    const KEYS: [&str; 6] = [
+        "inactive_file",
+        "anon",
+        "file",
+        "file_mapped",
+        "pgfault",
+        "pgmajfault",
+    ];
+    let mut v = [None; KEYS.len()];
+    for (k, x) in flat_keyed(stat) {
+        if let Some(i) = KEYS.iter().position(|key| *key == k) {
+            v[i] = Some(x);
+        }
+    }
+    let get = |k: &str| KEYS.iter().position(|key| *key == k).and_then(|i| v[i]);
     let pg = |k: &str| get(k).map(|v| (v, v));
     MemoryStats {
         usage,
@@ -106,13 +120,13 @@ pub fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
     }
 }
 
-fn read_memory(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> Option<MemoryStats> {
+fn read_memory(dir: &Path, is_root: bool, files: &mut Files) -> Option<MemoryStats> {
     // The root cgroup has no memory.current: the node's usage is not a cgroup figure there.
-    let usage = read_num(&dir.join("memory.current"), buf);
+    let usage = files.num(dir, "memory.current");
     if usage.is_none() && !is_root {
         return None;
     }
-    let mut m = match read_into(&dir.join("memory.stat"), buf) {
+    let mut m = match files.text(dir, "memory.stat") {
         Some(stat) => parse_memory(usage, stat),
         None if usage.is_some() => MemoryStats {
             usage,
@@ -121,9 +135,11 @@ fn read_memory(dir: &Path, is_root: bool, buf: &mut Vec<u8>) -> Option<MemorySta
         },
         None => return None,
     };
-    m.swap = read_num(&dir.join("memory.swap.current"), buf);
-    m.max_usage = read_num(&dir.join("memory.peak"), buf);
-    m.oom_kills = read_into(&dir.join("memory.events"), buf).and_then(|t| get(t, "oom_kill"));
+    m.swap = files.num(dir, "memory.swap.current");
+    m.max_usage = files.num(dir, "memory.peak");
+    m.oom_kills = files
+        .text(dir, "memory.events")
+        .and_then(|t| get(t, "oom_kill"));
     Some(m)
 }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Paths, netdev, num, read};
-use crate::cgroup::{self, CgroupStats, Found, Kind, Layout, SpecStats, stats::read_into};
+use crate::cgroup::stats::{Files, KeptFiles, read_into};
+use crate::cgroup::{self, CgroupStats, Found, Kind, Layout, SpecStats};
 use crate::expose::Exposable;
 use crate::identity::{self, Identity, LabelAllowlist};
 use crate::scrape::{CollectError, Collector};
@@ -76,10 +77,25 @@ pub struct CgroupCollector {
     pod_columns: Vec<(String, String)>,
     layout: Mutex<Option<Layout>>,
     threads: usize,
-    /// Limits by cgroup path, with when they were read.
-    spec_cache: Mutex<HashMap<String, (Instant, SpecStats)>>,
-    /// Network namespace and start time (ticks) by (cgroup path, first pid): they never change for a process.
-    proc_cache: Mutex<HashMap<(String, u32), ProcFacts>>,
+    /// What is kept between scrapes for each cgroup, by path.
+    state: Mutex<HashMap<String, CgroupState>>,
+    /// `--collector.cgroup.keep-open`: keep each cgroup's files open between scrapes.
+    keep_open: bool,
+}
+
+/// What the collector keeps of one cgroup between scrapes. It travels with its cgroup to the worker that
+/// reads it and back, and is dropped (its kept files closed) when the cgroup is no longer found.
+#[derive(Debug, Default)]
+struct CgroupState {
+    /// Inode of the cgroup's folder: a cgroup made again under the same path starts afresh.
+    ino: u64,
+    /// Limits and shares, with when they were read.
+    spec: Option<(Instant, SpecStats)>,
+    /// The first process's pid, network namespace and start time (clock ticks after boot): they never
+    /// change for a process.
+    first_proc: Option<(u32, ProcFacts)>,
+    /// Keep-open mode: the cgroup's files.
+    kept: Option<KeptFiles>,
 }
 
 impl CgroupCollector {
@@ -106,9 +122,15 @@ impl CgroupCollector {
             pod_columns,
             layout: Mutex::new(None),
             threads,
-            spec_cache: Mutex::new(HashMap::new()),
-            proc_cache: Mutex::new(HashMap::new()),
+            state: Mutex::new(HashMap::new()),
+            keep_open: false,
         }
+    }
+
+    /// Keeps each cgroup's files open between scrapes (`--collector.cgroup.keep-open`).
+    pub fn keep_open(mut self, on: bool) -> Self {
+        self.keep_open = on;
+        self
     }
 
     /// The cgroup layout, detected on first use and again after a failure.
@@ -151,25 +173,48 @@ fn proc_stats(paths: &Paths, pids: &[u32]) -> ProcStats {
         ..Default::default()
     };
     for pid in pids {
-        let Ok(fds) = std::fs::read_dir(paths.proc(&format!("{pid}/fd"))) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            s.file_descriptors += 1.0;
-            if std::fs::read_link(fd.path())
-                .is_ok_and(|t| t.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
-            {
-                s.sockets += 1.0;
-            }
+        if let Ok((fds, sockets)) = fd_counts(&paths.proc(&format!("{pid}/fd"))) {
+            s.file_descriptors += fds;
+            s.sockets += sockets;
         }
     }
     s
 }
 
-fn netns(paths: &Paths, pid: u32) -> Option<String> {
-    std::fs::read_link(paths.proc(&format!("{pid}/ns/net")))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+/// Open file descriptors and, among them, sockets, of one process: its `/proc/<pid>/fd` folder is read
+/// once and each link is read relative to it (`readlinkat`), so no link costs a walk of the whole path.
+fn fd_counts(fd_dir: &std::path::Path) -> std::io::Result<(f64, f64)> {
+    use rustix::fs::{Dir, Mode, OFlags};
+    let fd = rustix::fs::open(
+        fd_dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut dir = Dir::new(fd)?;
+    let (mut fds, mut sockets) = (0.0, 0.0);
+    let mut link = [0u8; 8];
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes().first() == Some(&b'.') {
+            continue; // . and ..
+        }
+        fds += 1.0;
+        // Only the start matters: "socket:[inode]". A longer target is cut short, which is fine here.
+        if let Ok(n) = rustix::fs::readlinkat_raw(dir.fd()?, name, &mut link[..])
+            && link[..n.min(link.len())].starts_with(b"socket:")
+        {
+            sockets += 1.0;
+        }
+    }
+    Ok((fds, sockets))
+}
+
+/// A process's network namespace, as the inode in its `/proc/<pid>/ns/net` link (`net:[4026531992]`).
+fn netns(paths: &Paths, pid: u32) -> Option<u64> {
+    let link = std::fs::read_link(paths.proc(&format!("{pid}/ns/net"))).ok()?;
+    let link = link.to_str()?;
+    link.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
@@ -197,17 +242,17 @@ fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
 }
 
 /// A process's network namespace and start time (clock ticks after boot).
-type ProcFacts = (Option<String>, Option<f64>);
+type ProcFacts = (Option<u64>, Option<f64>);
 
 /// What one worker reads for one cgroup.
 struct Raw {
     found: Found,
+    /// Handed back to the collector after the read.
+    state: CgroupState,
     stats: CgroupStats,
-    /// Whether the limits were read from the files this time (else they came from the cache).
-    spec_read: bool,
     pids: Vec<u32>,
-    netns: Option<String>,
-    start: Option<f64>,
+    /// The first process's pid, network namespace and start time.
+    first_proc: Option<(u32, ProcFacts)>,
     procs: Option<ProcStats>,
 }
 
@@ -221,65 +266,88 @@ fn spread(path: &str) -> Duration {
 
 impl CgroupCollector {
     fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Vec<Raw> {
-        // Read-only views of the caches for the workers; updated after the read.
-        let specs: HashMap<String, SpecStats> = {
-            let cache = self.spec_cache.lock().unwrap_or_else(|p| p.into_inner());
-            found
-                .iter()
-                .filter_map(|f| {
-                    let (at, spec) = cache.get(&f.path)?;
-                    (at.elapsed() < SPEC_REFRESH + spread(&f.path))
-                        .then(|| (f.path.clone(), spec.clone()))
-                })
-                .collect()
+        // Each cgroup's state goes with it to the worker that reads it. The states of cgroups no longer
+        // found are dropped here (their kept files closed); a cgroup made again under the same path (a
+        // new inode) starts with a fresh one.
+        let mut before = std::mem::take(&mut *self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        let jobs: Vec<(Found, CgroupState)> = found
+            .into_iter()
+            .map(|f| {
+                let state = before
+                    .remove(&f.path)
+                    .filter(|s| s.ino == f.ino)
+                    .unwrap_or_else(|| CgroupState {
+                        ino: f.ino,
+                        kept: self.keep_open.then(KeptFiles::default),
+                        ..Default::default()
+                    });
+                (f, state)
+            })
+            .collect();
+        drop(before);
+        // Workers take cgroups in small batches from one queue, so none idles while another still has a
+        // long share; the results are put back in discovery order.
+        let queue = Mutex::new(jobs.into_iter().enumerate());
+        let (paths, queue) = (&self.paths, &queue);
+        let read_one = move |f: Found, mut state: CgroupState, buf: &mut Vec<u8>| -> Raw {
+            let is_root = f.kind == Kind::Root;
+            let cached = state
+                .spec
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < SPEC_REFRESH + spread(&f.path))
+                .map(|(_, spec)| spec);
+            let spec_read = cached.is_none();
+            let mut files = match state.kept.as_mut() {
+                Some(k) => Files::kept(buf, k),
+                None => Files::plain(buf),
+            };
+            let stats = layout.read_with_spec(&f.path, is_root, cached, &mut files);
+            let pids = if is_root {
+                Vec::new()
+            } else {
+                layout.procs(&f.path, &mut files)
+            };
+            if spec_read {
+                state.spec = Some((Instant::now(), stats.spec.clone()));
+            }
+            match pids.first() {
+                Some(&p) if state.first_proc.as_ref().is_some_and(|(q, _)| *q == p) => {}
+                Some(&p) => {
+                    state.first_proc = Some((p, (netns(paths, p), start_ticks(paths, p, buf))))
+                }
+                None => state.first_proc = None,
+            }
+            let procs =
+                (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids));
+            Raw {
+                found: f,
+                first_proc: state.first_proc,
+                state,
+                stats,
+                pids,
+                procs,
+            }
         };
-        let procs_known =
-            std::mem::take(&mut *self.proc_cache.lock().unwrap_or_else(|p| p.into_inner()));
-        let chunk = found.len().div_ceil(self.threads).max(1);
-        let mut chunks: Vec<Vec<Found>> = Vec::new();
-        let mut it = found.into_iter().peekable();
-        while it.peek().is_some() {
-            chunks.push(it.by_ref().take(chunk).collect());
-        }
-        let paths = &self.paths;
-        let (specs, procs_known) = (&specs, &procs_known);
-        let raws: Vec<Raw> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|part| {
+        let mut numbered: Vec<(usize, Raw)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..self.threads)
+                .map(|_| {
                     s.spawn(move || {
                         let mut buf = Vec::new();
-                        part.into_iter()
-                            .map(|f| {
-                                let is_root = f.kind == Kind::Root;
-                                let cached = specs.get(&f.path);
-                                let stats =
-                                    layout.read_with_spec(&f.path, is_root, cached, &mut buf);
-                                let pids = if is_root {
-                                    Vec::new()
-                                } else {
-                                    layout.procs(&f.path, &mut buf)
-                                };
-                                let (netns, start) = match pids.first() {
-                                    Some(&p) => match procs_known.get(&(f.path.clone(), p)) {
-                                        Some(known) => known.clone(),
-                                        None => (netns(paths, p), start_ticks(paths, p, &mut buf)),
-                                    },
-                                    None => (None, None),
-                                };
-                                let procs = (!is_root && !matches!(f.kind, Kind::Pod { .. }))
-                                    .then(|| proc_stats(paths, &pids));
-                                Raw {
-                                    spec_read: cached.is_none(),
-                                    found: f,
-                                    stats,
-                                    pids,
-                                    netns,
-                                    start,
-                                    procs,
-                                }
-                            })
-                            .collect::<Vec<_>>()
+                        let mut out = Vec::new();
+                        loop {
+                            let batch: Vec<_> = queue
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .by_ref()
+                                .take(16)
+                                .collect();
+                            if batch.is_empty() {
+                                return out;
+                            }
+                            for (i, (f, state)) in batch {
+                                out.push((i, read_one(f, state, &mut buf)));
+                            }
+                        }
                     })
                 })
                 .collect();
@@ -288,47 +356,31 @@ impl CgroupCollector {
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        // Keep the caches to the cgroups and processes that still exist.
-        let mut spec_cache = self.spec_cache.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let mut next_specs = HashMap::with_capacity(raws.len());
-        let mut next_procs = HashMap::with_capacity(raws.len());
-        for r in &raws {
-            let entry = if r.spec_read {
-                (now, r.stats.spec.clone())
-            } else {
-                spec_cache
-                    .get(&r.found.path)
-                    .cloned()
-                    .unwrap_or((now, r.stats.spec.clone()))
-            };
-            next_specs.insert(r.found.path.clone(), entry);
-            if let Some(&p) = r.pids.first() {
-                next_procs.insert((r.found.path.clone(), p), (r.netns.clone(), r.start));
-            }
+        numbered.sort_unstable_by_key(|(i, _)| *i);
+        let mut raws: Vec<Raw> = numbered.into_iter().map(|(_, r)| r).collect();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &mut raws {
+            state.insert(r.found.path.clone(), std::mem::take(&mut r.state));
         }
-        *spec_cache = next_specs;
-        *self.proc_cache.lock().unwrap_or_else(|p| p.into_inner()) = next_procs;
         raws
     }
 
     fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
         let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
         let raws = self.read_all(layout, found);
-        cgroup::stats::sweep_kept();
         let devices = device_names(&self.paths);
         let host_netns = netns(&self.paths, 1);
 
         // One container per network namespace carries its traffic: the one started first (a pod's sandbox,
         // or the container whose namespace others joined). Host-network containers carry none: their
         // traffic is the node's.
-        let mut owner: HashMap<&str, (f64, usize)> = HashMap::new();
+        let mut owner: HashMap<u64, (f64, usize)> = HashMap::new();
         for (i, r) in raws.iter().enumerate() {
             if !matches!(r.found.kind, Kind::Container { .. }) {
                 continue;
             }
-            if let (Some(ns), Some(start)) = (r.netns.as_deref(), r.start)
-                && Some(ns) != host_netns.as_deref()
+            if let Some((_, (Some(ns), Some(start)))) = r.first_proc
+                && Some(ns) != host_netns
             {
                 let e = owner.entry(ns).or_insert((start, i));
                 if start < e.0 {

@@ -183,15 +183,18 @@ pub fn build(config: &Config, shared: &Shared) -> Vec<Arc<dyn Collector>> {
             regex: f.docker_labels_regex.clone(),
         };
         let c: Arc<dyn Collector> = match *name {
-            "cgroup" => Arc::new(cgroup::CgroupCollector::new(
-                paths.clone(),
-                f.cgroup_include_system,
-                shared.docker_meta.clone(),
-                shared.docker_stats.clone(),
-                allow,
-                shared.pods.clone(),
-                pod_columns.clone(),
-            )),
+            "cgroup" => Arc::new(
+                cgroup::CgroupCollector::new(
+                    paths.clone(),
+                    f.cgroup_include_system,
+                    shared.docker_meta.clone(),
+                    shared.docker_stats.clone(),
+                    allow,
+                    shared.pods.clone(),
+                    pod_columns.clone(),
+                )
+                .keep_open(f.cgroup_keep_open),
+            ),
             "docker" => match &docker {
                 Some(d) if !kube_owns_state => d.clone(),
                 _ => continue,
