@@ -139,8 +139,20 @@ async fn metrics(
     };
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let snapshot = s.scraper.scrape().await;
-    let body = expose::render(snapshot, selected, format, s.sources.all());
-    let mut resp = body.into_response();
+    // Rendered on a blocking thread into a few chunks in flight, streamed as they fill: a large
+    // exposition is never held whole. The in-flight permit lives until the rendering ends.
+    let sources = s.sources.all();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let _permit = _permit;
+        expose::render_chunked(snapshot, selected, format, sources, move |chunk| {
+            tx.blocking_send(Ok(chunk.into())).is_ok()
+        });
+    });
+    // poll_recv keeps answering None after the end (the gzip layer polls once more).
+    let mut rx = rx;
+    let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),

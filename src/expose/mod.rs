@@ -188,11 +188,35 @@ impl prometheus_client::collector::Collector for SnapshotView {
 }
 
 /// Renders the selected collectors of a snapshot in the requested format.
+/// Renders the selected collectors' families, whole.
 pub fn render(
     snapshot: Arc<Snapshot>,
     selected: Vec<&'static str>,
     format: Format,
     sources: Vec<(&'static str, bool)>,
+) -> String {
+    render_into(snapshot, selected, format, sources, Sink::whole())
+}
+
+/// Renders in chunks of about [`CHUNK`] bytes, each handed to `send` as soon as it is full, so a large
+/// exposition (megabytes at a thousand containers) is never held whole. `send` returning false (the
+/// client went away) stops the rendering.
+pub fn render_chunked(
+    snapshot: Arc<Snapshot>,
+    selected: Vec<&'static str>,
+    format: Format,
+    sources: Vec<(&'static str, bool)>,
+    send: impl FnMut(String) -> bool + Send + 'static,
+) {
+    render_into(snapshot, selected, format, sources, Sink::chunked(send));
+}
+
+fn render_into(
+    snapshot: Arc<Snapshot>,
+    selected: Vec<&'static str>,
+    format: Format,
+    sources: Vec<(&'static str, bool)>,
+    sink: Sink,
 ) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotView {
@@ -200,27 +224,80 @@ pub fn render(
         selected: Arc::new(selected),
         sources: Arc::new(sources),
     }));
-    // Writing into a String cannot fail; an Err here could only come from an Exposable's own fmt::Error,
-    // in which case whatever was written so far is still served.
     match format {
         Format::OpenMetrics => {
-            let mut buf = String::with_capacity(64 * 1024);
-            let _ = prometheus_client::encoding::text::encode(&mut buf, &registry);
-            buf
+            let mut sink = sink;
+            let _ = prometheus_client::encoding::text::encode(&mut sink, &registry);
+            sink.finish()
         }
         Format::Text004 => {
-            let mut w = Text004Writer::with_capacity(64 * 1024);
+            let mut w = Text004Writer::new(sink);
             let _ = prometheus_client::encoding::text::encode(&mut w, &registry);
             w.finish()
         }
     }
 }
 
-/// Converts prometheus-client's OpenMetrics text into the Prometheus text format 0.0.4: no `# EOF` and
-/// `# UNIT`, counter families named with their `_total` suffix, `info` as gauge, `unknown` as untyped.
-/// Sample lines and label escaping are the same in both formats.
+/// Size of the chunks [`render_chunked`] hands out.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Where rendered text goes: kept whole, or handed out in chunks.
+pub struct Sink {
+    buf: String,
+    send: Option<Box<dyn FnMut(String) -> bool + Send>>,
+}
+
+impl Sink {
+    pub fn whole() -> Sink {
+        Sink {
+            buf: String::with_capacity(64 * 1024),
+            send: None,
+        }
+    }
+
+    pub fn chunked(send: impl FnMut(String) -> bool + Send + 'static) -> Sink {
+        Sink {
+            buf: String::with_capacity(CHUNK + 4096),
+            send: Some(Box::new(send)),
+        }
+    }
+
+    fn push_str(&mut self, s: &str) -> fmt::Result {
+        self.buf.push_str(s);
+        if let Some(send) = self.send.as_mut()
+            && self.buf.len() >= CHUNK
+        {
+            let full = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK + 4096));
+            if !send(full) {
+                return Err(fmt::Error);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole text, or (chunked) hands out the last chunk and returns nothing.
+    pub fn finish(mut self) -> String {
+        match self.send.as_mut() {
+            Some(send) => {
+                if !self.buf.is_empty() {
+                    send(std::mem::take(&mut self.buf));
+                }
+                String::new()
+            }
+            None => self.buf,
+        }
+    }
+}
+
+impl fmt::Write for Sink {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s)
+    }
+}
+
+/// OpenMetrics text as Prometheus text 0.0.4, whole.
 pub fn to_text_004(om: &str) -> String {
-    let mut w = Text004Writer::with_capacity(om.len());
+    let mut w = Text004Writer::new(Sink::whole());
     let _ = fmt::Write::write_str(&mut w, om);
     w.finish()
 }
@@ -240,7 +317,7 @@ enum LineMode {
 /// A `fmt::Write` that receives prometheus-client's OpenMetrics output and writes text 0.0.4 as it goes,
 /// so the exposition is held once, not twice (a 1000-container scrape is several MB).
 pub struct Text004Writer {
-    out: String,
+    out: Sink,
     line: String,
     mode: LineMode,
     pending_help: Option<String>,
@@ -249,9 +326,9 @@ pub struct Text004Writer {
 }
 
 impl Text004Writer {
-    pub fn with_capacity(n: usize) -> Self {
+    pub fn new(out: Sink) -> Self {
         Text004Writer {
-            out: String::with_capacity(n),
+            out,
             line: String::new(),
             mode: LineMode::Start,
             pending_help: None,
@@ -260,32 +337,26 @@ impl Text004Writer {
     }
 
     pub fn finish(mut self) -> String {
-        match self.mode {
-            LineMode::Comment => {
-                let line = std::mem::take(&mut self.line);
-                self.comment(&line);
-            }
-            LineMode::Name => {
-                let line = std::mem::take(&mut self.line);
-                self.name(&line);
-            }
-            _ => {}
-        }
-        self.out
+        let line = std::mem::take(&mut self.line);
+        let _ = match self.mode {
+            LineMode::Comment => self.comment(&line),
+            LineMode::Name => self.name(&line),
+            _ => Ok(()),
+        };
+        self.out.finish()
     }
 
-    fn comment(&mut self, line: &str) {
+    fn comment(&mut self, line: &str) -> fmt::Result {
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            return;
+            return Ok(());
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
             self.pending_help = Some(rest.to_string());
-            return;
+            return Ok(());
         }
         let Some(rest) = line.strip_prefix("# TYPE ") else {
-            self.out.push_str(line);
-            self.out.push('\n');
-            return;
+            self.out.push_str(line)?;
+            return self.out.push_str("\n");
         };
         let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
         self.strip_total = None;
@@ -301,20 +372,20 @@ impl Text004Writer {
         };
         if let Some(help) = self.pending_help.take() {
             let text = help.split_once(' ').map(|(_, t)| t).unwrap_or("");
-            self.out.push_str("# HELP ");
-            self.out.push_str(&name);
-            self.out.push(' ');
-            self.out.push_str(text);
-            self.out.push('\n');
+            self.out.push_str("# HELP ")?;
+            self.out.push_str(&name)?;
+            self.out.push_str(" ")?;
+            self.out.push_str(text)?;
+            self.out.push_str("\n")?;
         }
-        self.out.push_str("# TYPE ");
-        self.out.push_str(&name);
-        self.out.push(' ');
-        self.out.push_str(kind);
-        self.out.push('\n');
+        self.out.push_str("# TYPE ")?;
+        self.out.push_str(&name)?;
+        self.out.push_str(" ")?;
+        self.out.push_str(kind)?;
+        self.out.push_str("\n")
     }
 
-    fn name(&mut self, name: &str) {
+    fn name(&mut self, name: &str) -> fmt::Result {
         match &self.strip_total {
             Some(with_total) if name == with_total => {
                 self.out.push_str(&name[..name.len() - "_total".len()])
@@ -340,7 +411,7 @@ impl fmt::Write for Text004Writer {
                     Some(i) => {
                         self.line.push_str(&rest[..i]);
                         let line = std::mem::take(&mut self.line);
-                        self.comment(&line);
+                        self.comment(&line)?;
                         rest = &rest[i + 1..];
                         self.mode = LineMode::Start;
                     }
@@ -353,7 +424,7 @@ impl fmt::Write for Text004Writer {
                     Some(i) => {
                         self.line.push_str(&rest[..i]);
                         let line = std::mem::take(&mut self.line);
-                        self.name(&line);
+                        self.name(&line)?;
                         rest = &rest[i..];
                         self.mode = LineMode::Rest;
                     }
@@ -364,12 +435,12 @@ impl fmt::Write for Text004Writer {
                 },
                 LineMode::Rest => match rest.find('\n') {
                     Some(i) => {
-                        self.out.push_str(&rest[..=i]);
+                        self.out.push_str(&rest[..=i])?;
                         rest = &rest[i + 1..];
                         self.mode = LineMode::Start;
                     }
                     None => {
-                        self.out.push_str(rest);
+                        self.out.push_str(rest)?;
                         rest = "";
                     }
                 },
@@ -419,7 +490,7 @@ mod tests {
                   # HELP a_seconds Some help.\n# TYPE a_seconds counter\na_seconds_total 2.0\n# EOF\n";
         let whole = to_text_004(om);
         for size in [1, 2, 3, 7, 64] {
-            let mut w = Text004Writer::with_capacity(0);
+            let mut w = Text004Writer::new(Sink::whole());
             let bytes = om.as_bytes();
             for chunk in bytes.chunks(size) {
                 fmt::Write::write_str(&mut w, std::str::from_utf8(chunk).unwrap()).unwrap();
@@ -428,6 +499,38 @@ mod tests {
         }
         assert!(whole.contains("container_memory_failcnt{id"));
         assert!(whole.contains("a_seconds_total 2.0"));
+    }
+
+    #[test]
+    fn chunked_sink_hands_out_everything_and_stops_when_refused() {
+        let line = "container_cpu_usage_seconds_total{id=\"/docker/abc\",cpu=\"total\"} 12.5\n";
+        let text: String = std::iter::repeat_n(line, 10_000).collect();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink_got = got.clone();
+        let mut sink = Sink::chunked(move |c| {
+            sink_got.lock().unwrap().push(c);
+            true
+        });
+        for piece in text.as_bytes().chunks(1000) {
+            fmt::Write::write_str(&mut sink, std::str::from_utf8(piece).unwrap()).unwrap();
+        }
+        assert_eq!(sink.finish(), "");
+        let chunks = got.lock().unwrap();
+        assert!(chunks.len() > 10);
+        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() >= CHUNK));
+        assert_eq!(chunks.concat(), text);
+
+        // The receiver is gone after the first chunk: the writer stops with an error.
+        let mut calls = 0;
+        let mut sink = Sink::chunked(move |_| {
+            calls += 1;
+            calls < 2
+        });
+        let result = text
+            .as_bytes()
+            .chunks(1000)
+            .try_for_each(|p| fmt::Write::write_str(&mut sink, std::str::from_utf8(p).unwrap()));
+        assert!(result.is_err());
     }
 
     #[test]
