@@ -759,6 +759,10 @@ fn summary_usage_without_cgroups_lines_up_with_the_recorded_cadvisor() {
     assert_promtool_clean(&body);
 }
 
+/// Tests that make the recorded node's cgroups share parent folders (`/kubepods/...`): they take turns,
+/// so that each removes everything it made.
+static NODE_CGROUPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Real cgroups made with mkdir under the v1 hierarchies; removed (only those made here) on drop.
 struct CgroupDirs(Vec<PathBuf>);
 
@@ -796,6 +800,7 @@ impl Drop for CgroupDirs {
 
 #[test]
 fn cgroup_attribution_of_the_recorded_node_both_drivers() {
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
     if !Path::new("/sys/fs/cgroup/memory").is_dir() {
         panic!("needs the cgroup v1 hierarchies of this machine kind (root)");
     }
@@ -894,6 +899,124 @@ fn cgroup_attribution_of_the_recorded_node_both_drivers() {
             .is_some()
         );
     }
+    let (body, _) = scrape(&e, "cgroup");
+    assert_promtool_clean(&body);
+}
+
+#[test]
+fn pod_labels_only_through_the_allowlist_sanitized() {
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    let pods = load_json(&k8s_fixture("1_35/kubelet/pods"));
+    let items = pods["items"].as_array().unwrap();
+    let ids: Vec<String> = recorded_cadvisor()
+        .iter()
+        .filter(|r| {
+            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
+        })
+        .map(|r| r.labels["id"].clone())
+        .collect();
+    let _dirs = CgroupDirs::make(&ids);
+    let replay = Replay::start(&[
+        "--kubelet-pods",
+        k8s_fixture("1_35/kubelet/pods").to_str().unwrap(),
+        "--summary",
+        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
+    ]);
+    // `job-name` and `job.name` both become pod_label_job_name: the first in byte order keeps it.
+    let e = Exporter::start(&[
+        "--kubelet.url",
+        &replay.url(),
+        "--kubelet.interval=1s",
+        "--kubernetes.pods-from=kubelet",
+        "--no-collector.docker",
+        "--collect.min-age=0",
+        "--kubernetes.pod-labels=k8s-app,job.name,batch.kubernetes.io/job-name,app,job-name",
+    ]);
+    let columns = [
+        ("pod_label_app", "app"),
+        (
+            "pod_label_batch_kubernetes_io_job_name",
+            "batch.kubernetes.io/job-name",
+        ),
+        ("pod_label_job_name", "job-name"),
+        ("pod_label_k8s_app", "k8s-app"),
+    ];
+    // The pod's label in the payload, read by the test.
+    let label_of = |ns: &str, pod: &str, key: &str| -> String {
+        items
+            .iter()
+            .find(|p| {
+                str_of(p, &["metadata", "name"]) == pod
+                    && str_of(p, &["metadata", "namespace"]) == ns
+            })
+            .map(|p| {
+                p["metadata"]["labels"][key]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let check = |series: &[&Sample]| -> (usize, usize) {
+        let (mut pods, mut values) = (0, 0);
+        for x in series {
+            let extra: Vec<&str> = x
+                .labels
+                .keys()
+                .filter(|k| k.starts_with("pod_label_"))
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                extra,
+                columns.iter().map(|c| c.0).collect::<Vec<_>>(),
+                "{x:?}"
+            );
+            let (pod, ns) = (&x.labels["pod"], &x.labels["namespace"]);
+            for (col, key) in columns {
+                let want = if pod.is_empty() {
+                    String::new()
+                } else {
+                    label_of(ns, pod, key)
+                };
+                assert_eq!(x.labels[col], want, "{col} of {pod}");
+                values += usize::from(!want.is_empty());
+            }
+            pods += usize::from(!pod.is_empty());
+        }
+        (pods, values)
+    };
+    let s = until(&e, "cgroup", "pods with their labels", |s| {
+        s.iter().any(|x| {
+            x.name == "container_cpu_usage_seconds_total"
+                && x.labels.get("pod_label_app").is_some_and(|v| !v.is_empty())
+        })
+    });
+    let cpu: Vec<&Sample> = s
+        .iter()
+        .filter(|x| x.name == "container_cpu_usage_seconds_total")
+        .collect();
+    let (pods, values) = check(&cpu);
+    assert!(
+        pods > 40 && values > 20,
+        "{pods} pod series, {values} label values"
+    );
+    let (body, k) = scrape(&e, "kubernetes");
+    assert_promtool_clean(&body);
+    let restarts: Vec<&Sample> = k
+        .iter()
+        .filter(|x| x.name == "stevedore_container_restarts_total")
+        .collect();
+    let (pods, values) = check(&restarts);
+    assert!(
+        pods >= 20 && values > 20,
+        "{pods} pod series, {values} label values"
+    );
+    // Pod labels not in the list are no labels.
+    assert!(
+        !s.iter()
+            .chain(&k)
+            .any(|x| x.labels.keys().any(|l| l.contains("template_hash")))
+    );
     let (body, _) = scrape(&e, "cgroup");
     assert_promtool_clean(&body);
 }
