@@ -159,3 +159,88 @@ fn prometheus_scrapes_and_queries() {
     let resets = query(&p, "sum(resets(node_cpu_seconds_total[10s]))");
     assert_eq!(resets[0].1, 0.0);
 }
+
+/// Waits until Prometheus has at least `n` scrapes of the exporter within the last 10 s.
+fn wait_scrapes(p: &Prometheus, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let q = format!("count(count_over_time(up{{job=\"stevedore\"}}[10s]) >= {n})");
+    while query(p, &q).first().map(|x| x.1) != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not collect {n} scrapes in 60s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn prometheus_rates_a_half_core_container_and_reads_its_working_set() {
+    // A busy loop held to half a core by Docker (--cpus 0.5), and 24 MiB held in its tmpfs.
+    let c = common::Container::run(
+        "e2e-cpu",
+        &[
+            "--cpus",
+            "0.5",
+            "--memory",
+            "128m",
+            "--tmpfs",
+            "/hold:size=64m",
+        ],
+        "dd if=/dev/zero of=/hold/f bs=1M count=24 2>/dev/null; while :; do :; done",
+    );
+    let e = Exporter::start(&["--no-collector.filesystem"]);
+    let p = start_prometheus(&e.addr);
+    wait_scrapes(&p, 8);
+    let sel = format!("{{name=\"{}\"}}", c.name);
+
+    // PromQL's rate over the scrapes Prometheus took, as every dashboard computes it.
+    let rate = query(
+        &p,
+        &format!("rate(container_cpu_usage_seconds_total{sel}[6s])"),
+    );
+    assert_eq!(rate.len(), 1, "{rate:?}");
+    assert!(
+        (0.4..=0.55).contains(&rate[0].1),
+        "rate {} cores",
+        rate[0].1
+    );
+    // Throttled, as a half-core quota on a busy loop must be.
+    let throttled = query(
+        &p,
+        &format!("rate(container_cpu_cfs_throttled_periods_total{sel}[6s])"),
+    );
+    assert!(throttled[0].1 > 0.0, "{throttled:?}");
+    // The limit, as Docker set it.
+    let limit = query(&p, &format!("container_spec_memory_limit_bytes{sel}"));
+    let docker_limit: f64 = c.inspect("{{.HostConfig.Memory}}").parse().unwrap();
+    assert_eq!(limit[0].1, docker_limit);
+    // The working set Prometheus holds is the one of the cgroup's files (usage − total_inactive_file),
+    // read by the test around the query; it holds the 24 MiB of tmpfs.
+    let ws = |usage: f64, stat: f64| usage - stat;
+    let dir = c.v1_file("memory", "");
+    let before = ws(
+        common::read_num(&dir.join("memory.usage_in_bytes"), None),
+        common::read_num(&dir.join("memory.stat"), Some("total_inactive_file")),
+    );
+    let got = query(&p, &format!("container_memory_working_set_bytes{sel}"));
+    let after = ws(
+        common::read_num(&dir.join("memory.usage_in_bytes"), None),
+        common::read_num(&dir.join("memory.stat"), Some("total_inactive_file")),
+    );
+    let (lo, hi) = (before.min(after), before.max(after));
+    assert!(
+        got[0].1 >= lo * 0.95 && got[0].1 <= hi * 1.05,
+        "prometheus {} vs cgroup files {before}..{after}",
+        got[0].1
+    );
+    assert!(got[0].1 >= 24.0 * 1048576.0, "{}", got[0].1);
+    // A kubernetes-mixin style aggregation over the series works as is.
+    let by_name = query(
+        &p,
+        &format!(
+            "sum by (name) (rate(container_cpu_usage_seconds_total{{name=\"{}\",cpu=\"total\"}}[6s]))",
+            c.name
+        ),
+    );
+    assert_eq!(by_name.len(), 1);
+}
