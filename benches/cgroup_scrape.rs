@@ -134,7 +134,16 @@ struct Row {
     extra: String,
 }
 
-fn bench_stevedore(n: usize, scrapes: usize, keep_open: bool) -> Row {
+/// Scrapes the release binary `scrapes` times; before each scrape one pass of `floor` runs, so that the
+/// exporter and its floor are measured in alternation under the same machine conditions (this VM's speed
+/// drifts by a third between runs minutes apart). Returns the exporter's row and the floor's.
+fn bench_stevedore(
+    n: usize,
+    scrapes: usize,
+    keep_open: bool,
+    floor: &mut dyn FnMut() -> f64,
+    floor_what: String,
+) -> (Row, Row) {
     let mut args = vec![
         "--web.listen-address=127.0.0.1:0",
         "--collect.min-age=0",
@@ -185,20 +194,38 @@ fn bench_stevedore(n: usize, scrapes: usize, keep_open: bool) -> Row {
         bytes = body.len();
     }
     assert!(series > n, "only {series} containers seen of {n}");
-    let (cpu0, _, _) = usage(child.id());
+    let (mut cpu0, _, _) = usage(child.id());
+    let mut cpu_scrapes = 0.0;
     let mut lat = Vec::with_capacity(scrapes);
+    let mut floor_lat = Vec::with_capacity(scrapes);
     for _ in 0..scrapes {
+        floor_lat.push(floor());
+        // The exporter's CPU is counted over its scrapes only.
+        let (c, _, _) = usage(child.id());
+        cpu_scrapes += c - cpu0;
+        cpu0 = c;
         let t = Instant::now();
         let body = client.get(&url).send().unwrap().bytes().unwrap();
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(!body.is_empty());
     }
     let (cpu1, rss, hwm) = usage(child.id());
+    cpu_scrapes += cpu1 - cpu0;
     let (rss, hwm) = (rss / 1048576.0, hwm / 1048576.0);
     let _ = child.kill();
     let _ = child.wait();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Row {
+    floor_lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let floor_row = Row {
+        what: floor_what,
+        median: percentile(&floor_lat, 0.5),
+        p99: percentile(&floor_lat, 0.99),
+        extra: format!(
+            "measured in alternation with the row above; ratio {:.2}",
+            percentile(&lat, 0.5) / percentile(&floor_lat, 0.5)
+        ),
+    };
+    let row = Row {
         what: format!(
             "stevedore{}, {n} containers",
             if keep_open {
@@ -213,16 +240,19 @@ fn bench_stevedore(n: usize, scrapes: usize, keep_open: bool) -> Row {
             "{:.1} MB/scrape, {} series/container family, CPU {:.1} ms/scrape, RSS {:.1} MiB (peak {:.1})",
             bytes as f64 / 1e6,
             series,
-            (cpu1 - cpu0) * 1000.0 / scrapes as f64,
+            cpu_scrapes * 1000.0 / scrapes as f64,
             rss,
             hwm
         ),
-    }
+    };
+    // The floor's pass ran while the exporter was idle; the CPU in between is not counted.
+    (row, floor_row)
 }
 
-/// The floor: `threads` threads reading the same files a steady-state scrape reads (the cgroup files, each
-/// process's fd folder and links), nothing else: no parsing, no HTTP, no formatting.
-fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
+/// One pass of the floor: `threads` threads reading the same files a steady-state scrape reads (the
+/// cgroup files, each process's fd folder and links), nothing else: no parsing, no HTTP, no formatting.
+/// Returns its time in ms.
+fn floor_pass(ids: &[String], threads: usize) -> f64 {
     let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
     let read_one = |id: &str, buf: &mut Vec<u8>| {
         use std::io::Read;
@@ -251,70 +281,86 @@ fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
             }
         }
     };
-    let mut lat = Vec::with_capacity(scrapes);
-    let chunk = fleet.ids.len().div_ceil(threads);
-    for _ in 0..scrapes {
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            for part in fleet.ids.chunks(chunk) {
-                s.spawn(move || {
-                    let mut buf = Vec::with_capacity(16384);
-                    for id in part {
-                        read_one(id, &mut buf);
-                    }
-                });
-            }
-        });
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+    let chunk = ids.len().div_ceil(threads);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for part in ids.chunks(chunk) {
+            s.spawn(move || {
+                let mut buf = Vec::with_capacity(16384);
+                for id in part {
+                    read_one(id, &mut buf);
+                }
+            });
+        }
+    });
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn floor_name(n: usize, threads: usize) -> String {
+    let psi = if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+        " (incl. the unified hierarchy's PSI files)"
+    } else {
+        ""
+    };
+    format!("floor, {n} containers, {threads} thread(s), same files{psi}")
+}
+
+/// The floor on its own, `scrapes` passes.
+fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
+    let mut lat: Vec<f64> = (0..scrapes)
+        .map(|_| floor_pass(&fleet.ids, threads))
+        .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Row {
-        what: format!(
-            "floor, {} containers, {threads} thread(s), same files",
-            fleet.ids.len()
-        ),
+        what: floor_name(fleet.ids.len(), threads),
         median: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
-        extra: if unified {
-            "incl. unified-hierarchy PSI files (hybrid host)".into()
-        } else {
-            String::new()
-        },
+        extra: String::new(),
     }
 }
 
 /// The floor of keep-open mode: the same cgroup files kept open and re-read with pread at offset 0, plus
-/// the fd folders, on `threads` threads.
-fn bench_kept_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
-    use std::os::unix::fs::FileExt;
-    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
-    let open: Vec<(Vec<std::fs::File>, String)> = fleet
-        .ids
-        .iter()
-        .map(|id| {
-            let mut files: Vec<std::fs::File> = FILES
-                .iter()
-                .filter_map(|(c, f)| {
-                    std::fs::File::open(cg(c, &format!("{ROOT}/docker/{id}/{f}"))).ok()
-                })
-                .collect();
-            if unified {
-                files.extend(UNIFIED.iter().filter_map(|f| {
-                    std::fs::File::open(cg("unified", &format!("{ROOT}/docker/{id}/{f}"))).ok()
-                }));
-            }
-            let pid =
-                std::fs::read_to_string(cg("pids", &format!("{ROOT}/docker/{id}/cgroup.procs")))
-                    .unwrap_or_default();
-            (files, pid.lines().next().unwrap_or_default().to_string())
-        })
-        .collect();
-    let chunk = open.len().div_ceil(threads);
-    let mut lat = Vec::with_capacity(scrapes);
-    for _ in 0..scrapes {
+/// the fd folders.
+struct KeptFloor {
+    open: Vec<(Vec<std::fs::File>, String)>,
+}
+
+impl KeptFloor {
+    fn open(fleet: &Fleet) -> KeptFloor {
+        let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+        let open = fleet
+            .ids
+            .iter()
+            .map(|id| {
+                let mut files: Vec<std::fs::File> = FILES
+                    .iter()
+                    .filter_map(|(c, f)| {
+                        std::fs::File::open(cg(c, &format!("{ROOT}/docker/{id}/{f}"))).ok()
+                    })
+                    .collect();
+                if unified {
+                    files.extend(UNIFIED.iter().filter_map(|f| {
+                        std::fs::File::open(cg("unified", &format!("{ROOT}/docker/{id}/{f}"))).ok()
+                    }));
+                }
+                let pid = std::fs::read_to_string(cg(
+                    "pids",
+                    &format!("{ROOT}/docker/{id}/cgroup.procs"),
+                ))
+                .unwrap_or_default();
+                (files, pid.lines().next().unwrap_or_default().to_string())
+            })
+            .collect();
+        KeptFloor { open }
+    }
+
+    /// One pass on `threads` threads; its time in ms.
+    fn pass(&self, threads: usize) -> f64 {
+        use std::os::unix::fs::FileExt;
+        let chunk = self.open.len().div_ceil(threads);
         let t = Instant::now();
         std::thread::scope(|s| {
-            for part in open.chunks(chunk) {
+            for part in self.open.chunks(chunk) {
                 s.spawn(move || {
                     let mut buf = vec![0u8; 16384];
                     for (files, pid) in part {
@@ -330,17 +376,7 @@ fn bench_kept_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
                 });
             }
         });
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Row {
-        what: format!(
-            "floor, {} containers, {threads} thread(s), same files kept open (pread)",
-            fleet.ids.len()
-        ),
-        median: percentile(&lat, 0.5),
-        p99: percentile(&lat, 0.99),
-        extra: String::new(),
+        t.elapsed().as_secs_f64() * 1000.0
     }
 }
 
@@ -457,17 +493,32 @@ fn main() {
     for n in sizes {
         let fleet = Fleet::create(n);
         std::thread::sleep(Duration::from_millis(200));
-        rows.push(bench_stevedore(n, scrapes, false));
-        rows.push(bench_stevedore(n, scrapes, true));
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
-        rows.push(bench_floor(&fleet, scrapes, 1));
+        // Each mode against its floor, in alternation: a floor pass, then a scrape.
+        let (row, floor) = bench_stevedore(
+            n,
+            scrapes,
+            false,
+            &mut || floor_pass(&fleet.ids, threads),
+            floor_name(n, threads),
+        );
+        rows.extend([row, floor]);
+        let kept = KeptFloor::open(&fleet);
+        let (row, floor) = bench_stevedore(
+            n,
+            scrapes,
+            true,
+            &mut || kept.pass(threads),
+            format!("floor, {n} containers, {threads} thread(s), same files kept open (pread)"),
+        );
+        drop(kept);
+        rows.extend([row, floor]);
         if threads > 1 {
-            rows.push(bench_floor(&fleet, scrapes, threads));
+            rows.push(bench_floor(&fleet, scrapes, 1));
         }
-        rows.push(bench_kept_floor(&fleet, scrapes, threads));
         drop(fleet);
     }
     // BENCH_DOCKER_STATS=0 skips the Docker stats peer (about a minute) while iterating.

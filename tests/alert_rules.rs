@@ -1,0 +1,94 @@
+//! The shipped alert rules (`deploy/prometheus/`): valid for Prometheus, their unit tests pass under
+//! promtool, and every metric they read is one Stevedore exposes.
+
+use std::path::Path;
+use std::process::Command;
+
+fn promtool(args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("promtool (Debian's prometheus package; ./scripts/test installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn alert_rules_are_valid_and_their_unit_tests_pass() {
+    let check = promtool(&["check", "rules", "stevedore-alerts.yml"]);
+    assert!(check.contains("SUCCESS: 7 rules found"), "{check}");
+    let test = promtool(&["test", "rules", "stevedore-alerts.test.yml"]);
+    assert!(test.contains("SUCCESS"), "{test}");
+}
+
+#[test]
+fn every_metric_the_rules_read_is_exposed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules =
+        std::fs::read_to_string(root.join("deploy/prometheus/stevedore-alerts.yml")).unwrap();
+    // The expressions: `expr:` lines and the lines of an `expr: |` block below them.
+    let mut exprs = Vec::new();
+    let mut block: Option<usize> = None;
+    for line in rules.lines() {
+        let indent = line.len() - line.trim_start().len();
+        match block {
+            Some(i) if indent > i && !line.trim().is_empty() => {
+                exprs.push(line.trim().to_string());
+                continue;
+            }
+            _ => block = None,
+        }
+        if let Some(e) = line.trim_start().strip_prefix("expr:") {
+            if e.trim() == "|" {
+                block = Some(indent);
+            } else {
+                exprs.push(e.trim().to_string());
+            }
+        }
+    }
+    assert!(exprs.len() >= 7, "{exprs:?}");
+    // Metric names in them: identifiers outside braces (label names and values are inside).
+    let mut names: Vec<String> = Vec::new();
+    for e in &exprs {
+        let mut depth: usize = 0;
+        let mut word = String::new();
+        for c in e.chars().chain(std::iter::once(' ')) {
+            if depth == 0 && (c.is_ascii_alphanumeric() || c == '_') {
+                word.push(c);
+                continue;
+            }
+            if word.contains('_') && !word.starts_with(char::is_numeric) && !names.contains(&word) {
+                names.push(std::mem::take(&mut word));
+            }
+            word.clear();
+            match c {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    assert!(names.len() >= 7, "{names:?}");
+    // The families Stevedore defines, as registered in src/expose (counters without _total).
+    let mut defined = String::new();
+    for f in std::fs::read_dir(root.join("src/expose"))
+        .unwrap()
+        .flatten()
+    {
+        defined.push_str(&std::fs::read_to_string(f.path()).unwrap());
+    }
+    for n in &names {
+        let registered = n.strip_suffix("_total").unwrap_or(n);
+        assert!(
+            defined.contains(&format!("\"{registered}\"")),
+            "{n} is read by an alert rule but no family of that name is in src/expose"
+        );
+    }
+}
