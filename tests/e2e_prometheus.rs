@@ -160,10 +160,10 @@ fn prometheus_scrapes_and_queries() {
     assert_eq!(resets[0].1, 0.0);
 }
 
-/// Waits until Prometheus has at least `n` scrapes of the exporter within the last 10 s.
+/// Waits until Prometheus has at least `n` scrapes of the exporter within the last 15 s.
 fn wait_scrapes(p: &Prometheus, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let q = format!("count(count_over_time(up{{job=\"stevedore\"}}[10s]) >= {n})");
+    let q = format!("count(count_over_time(up{{job=\"stevedore\"}}[15s]) >= {n})");
     while query(p, &q).first().map(|x| x.1) != Some(1.0) {
         assert!(
             Instant::now() < deadline,
@@ -188,17 +188,26 @@ fn prometheus_rates_a_half_core_container_and_reads_its_working_set() {
         ],
         "dd if=/dev/zero of=/hold/f bs=1M count=24 2>/dev/null; while :; do :; done",
     );
-    let e = Exporter::start(&["--no-collector.filesystem"]);
+    // The tmpfs is filled in the container's first moments; the scrapes start after, so that the rate
+    // window below holds the busy loop only. Prometheus scrapes every second here: with the default
+    // --collect.min-age (1s) a scrape could be served the previous collection again, a value a second
+    // old under a new timestamp.
+    std::thread::sleep(Duration::from_secs(1));
+    let e = Exporter::start(&["--no-collector.filesystem", "--collect.min-age=0"]);
     let p = start_prometheus(&e.addr);
-    wait_scrapes(&p, 8);
+    wait_scrapes(&p, 12);
     let sel = format!("{{name=\"{}\"}}", c.name);
 
     // PromQL's rate over the scrapes Prometheus took, as every dashboard computes it.
     let rate = query(
         &p,
-        &format!("rate(container_cpu_usage_seconds_total{sel}[6s])"),
+        &format!("rate(container_cpu_usage_seconds_total{sel}[10s])"),
     );
     assert_eq!(rate.len(), 1, "{rate:?}");
+    eprintln!(
+        "rate(container_cpu_usage_seconds_total[10s]) = {} cores",
+        rate[0].1
+    );
     assert!(
         (0.4..=0.55).contains(&rate[0].1),
         "rate {} cores",
@@ -207,7 +216,7 @@ fn prometheus_rates_a_half_core_container_and_reads_its_working_set() {
     // Throttled, as a half-core quota on a busy loop must be.
     let throttled = query(
         &p,
-        &format!("rate(container_cpu_cfs_throttled_periods_total{sel}[6s])"),
+        &format!("rate(container_cpu_cfs_throttled_periods_total{sel}[10s])"),
     );
     assert!(throttled[0].1 > 0.0, "{throttled:?}");
     // The limit, as Docker set it.
@@ -238,7 +247,7 @@ fn prometheus_rates_a_half_core_container_and_reads_its_working_set() {
     let by_name = query(
         &p,
         &format!(
-            "sum by (name) (rate(container_cpu_usage_seconds_total{{name=\"{}\",cpu=\"total\"}}[6s]))",
+            "sum by (name) (rate(container_cpu_usage_seconds_total{{name=\"{}\",cpu=\"total\"}}[10s]))",
             c.name
         ),
     );

@@ -230,6 +230,23 @@ fn counters_never_go_backwards() {
     );
 }
 
+/// GET with `Accept-Encoding: gzip`: the compressed body, and it decompressed.
+fn get_gzip(client: &reqwest::blocking::Client, url: &str) -> (Vec<u8>, String) {
+    let mut r = client
+        .get(url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let mut compressed = Vec::new();
+    r.read_to_end(&mut compressed).unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    (compressed, plain)
+}
+
 #[test]
 fn openmetrics_and_gzip_negotiation() {
     let e = Exporter::start(&[]);
@@ -265,18 +282,7 @@ fn openmetrics_and_gzip_negotiation() {
     assert!(!text.contains("# EOF"));
     assert!(text.contains("# TYPE node_cpu_seconds_total counter\n"));
 
-    let mut r = client
-        .get(e.url("/metrics"))
-        .header("Accept-Encoding", "gzip")
-        .send()
-        .unwrap();
-    assert_eq!(r.headers()["content-encoding"], "gzip");
-    let mut compressed = Vec::new();
-    r.read_to_end(&mut compressed).unwrap();
-    let mut plain = String::new();
-    flate2::read::GzDecoder::new(&compressed[..])
-        .read_to_string(&mut plain)
-        .unwrap();
+    let (compressed, plain) = get_gzip(&client, &e.url("/metrics"));
     assert!(
         compressed.len() * 3 < plain.len(),
         "gzip {} vs {}",
@@ -829,18 +835,7 @@ fn a_large_exposition_streams_whole_in_every_format_and_a_client_may_hang_up() {
     assert!(plain.len() > 8 * 64 * 1024, "{} bytes", plain.len());
     assert_eq!(promtool_problems(&plain), Vec::<String>::new());
 
-    let mut r = client
-        .get(e.url("/metrics"))
-        .header("Accept-Encoding", "gzip")
-        .send()
-        .unwrap();
-    assert_eq!(r.headers()["content-encoding"], "gzip");
-    let mut compressed = Vec::new();
-    r.read_to_end(&mut compressed).unwrap();
-    let mut unzipped = String::new();
-    flate2::read::GzDecoder::new(&compressed[..])
-        .read_to_string(&mut unzipped)
-        .unwrap();
+    let (_, unzipped) = get_gzip(&client, &e.url("/metrics"));
     assert_same_collection(&unzipped, &plain, "gzip body against the plain one");
 
     let om = client

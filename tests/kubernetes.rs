@@ -658,6 +658,29 @@ fn kubelet_summary_every_pod_interface_and_volume_both_payload_sets() {
     }
 }
 
+/// The replay server with the recorded 1.35 kubelet (`/pods`, `/stats/summary`), and an exporter that reads
+/// its pods from it (`--kubernetes.pods-from=kubelet`, no Docker) with `extra` flags.
+fn recorded_kubelet(extra: &[&str]) -> (Replay, Exporter) {
+    let replay = Replay::start(&[
+        "--kubelet-pods",
+        k8s_fixture("1_35/kubelet/pods").to_str().unwrap(),
+        "--summary",
+        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
+    ]);
+    let url = replay.url();
+    let mut args = vec![
+        "--kubelet.url",
+        &url,
+        "--kubelet.interval=1s",
+        "--kubernetes.pods-from=kubelet",
+        "--no-collector.docker",
+        "--collect.min-age=0",
+    ];
+    args.extend_from_slice(extra);
+    let e = Exporter::start(&args);
+    (replay, e)
+}
+
 /// The recorded /metrics/cadvisor of the same node and moment as the 1.35 summary and pod list.
 fn recorded_cadvisor() -> Vec<Sample> {
     parse_exposition(
@@ -671,21 +694,7 @@ fn label_set(s: &Sample) -> BTreeMap<String, String> {
 
 #[test]
 fn summary_usage_without_cgroups_lines_up_with_the_recorded_cadvisor() {
-    let replay = Replay::start(&[
-        "--summary",
-        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
-        "--kubelet-pods",
-        k8s_fixture("1_35/kubelet/pods").to_str().unwrap(),
-    ]);
-    let e = Exporter::start(&[
-        "--kubelet.url",
-        &replay.url(),
-        "--kubelet.interval=1s",
-        "--kubernetes.pods-from=kubelet",
-        "--no-collector.cgroup",
-        "--no-collector.docker",
-        "--collect.min-age=0",
-    ]);
+    let (_replay, e) = recorded_kubelet(&["--no-collector.cgroup"]);
     let s = until(&e, "kubelet", "usage from the summary", |s| {
         s.iter().any(|x| {
             x.name == "container_cpu_usage_seconds_total"
@@ -829,20 +838,7 @@ fn cgroup_attribution_of_the_recorded_node_both_drivers() {
     all.push(systemd.clone());
     let _dirs = CgroupDirs::make(&all);
 
-    let replay = Replay::start(&[
-        "--kubelet-pods",
-        k8s_fixture("1_35/kubelet/pods").to_str().unwrap(),
-        "--summary",
-        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
-    ]);
-    let e = Exporter::start(&[
-        "--kubelet.url",
-        &replay.url(),
-        "--kubelet.interval=1s",
-        "--kubernetes.pods-from=kubelet",
-        "--no-collector.docker",
-        "--collect.min-age=0",
-    ]);
+    let (_replay, e) = recorded_kubelet(&[]);
     let s = until(&e, "cgroup", "pods attributed", |s| {
         s.iter().any(|x| {
             x.name == "container_cpu_usage_seconds_total"
@@ -916,20 +912,8 @@ fn pod_labels_only_through_the_allowlist_sanitized() {
         .map(|r| r.labels["id"].clone())
         .collect();
     let _dirs = CgroupDirs::make(&ids);
-    let replay = Replay::start(&[
-        "--kubelet-pods",
-        k8s_fixture("1_35/kubelet/pods").to_str().unwrap(),
-        "--summary",
-        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
-    ]);
     // `job-name` and `job.name` both become pod_label_job_name: the first in byte order keeps it.
-    let e = Exporter::start(&[
-        "--kubelet.url",
-        &replay.url(),
-        "--kubelet.interval=1s",
-        "--kubernetes.pods-from=kubelet",
-        "--no-collector.docker",
-        "--collect.min-age=0",
+    let (_replay, e) = recorded_kubelet(&[
         "--kubernetes.pod-labels=k8s-app,job.name,batch.kubernetes.io/job-name,app,job-name",
     ]);
     let columns = [
