@@ -6,7 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Exporter, fixtures_dir, parse_exposition, promtool_problems, value};
+use common::{
+    Exporter, collector_success, fixtures_dir, parse_exposition, promtool_problems, value,
+};
 use stevedore::cgroup::{self, Kind, Layout};
 
 const V1_ID: &str = "b29faf21b7eff959f64b4192c34d5d67a707fe8561e9eaa608cb27693fba4242";
@@ -492,14 +494,7 @@ fn binary_on_the_v1_and_v2_trees() {
         )
         .is_none()
     );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "cgroup")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "cgroup"), Some(1.0));
     drop(e);
 
     // v2: the container and pod assembled from real v2 files.

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    Container, Exporter, Sample, parse_exposition, promtool_problems, read_num, scrape_until, value,
+    Container, Exporter, Sample, collector_success, parse_exposition, promtool_problems, read_num,
+    scrape_until, value,
 };
 
 fn exporter(extra: &[&str]) -> Exporter {
@@ -563,14 +564,7 @@ fn churn_of_fifty_containers_while_scraping() {
     );
     assert!(e.drain_log().iter().all(|l| !l.contains("panicked")));
     let s = parse_exposition(&e.metrics());
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "cgroup")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "cgroup"), Some(1.0));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Container, Exporter, parse_exposition, scrape_until, value};
+use common::{Container, Exporter, collector_success, parse_exposition, scrape_until, value};
 
 fn dockerd_pid() -> Option<u32> {
     let out = Command::new("pidof").arg("dockerd").output().ok()?;
@@ -85,14 +85,7 @@ fn docker_restart_mid_run() {
     let s = scrape_until(&e, 30, "docker source down", |s| {
         value(s, "stevedore_source_up", &[("source", "docker")]) == Some(0.0)
     });
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "cgroup")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "cgroup"), Some(1.0));
     if live_restore {
         // The container kept running; its usage keeps flowing under the name the cache still knows.
         assert!(

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Exporter, clk_tck, extract_procfs, parse_exposition, procfs_member, promtool_problems, value,
+    Exporter, clk_tck, collector_success, extract_procfs, parse_exposition, procfs_member,
+    promtool_problems, value,
 };
 
 fn kernel_meminfo(key: &str) -> f64 {
@@ -360,22 +361,8 @@ fn telemetry_path_and_disabled_collectors() {
             |x| x.name.starts_with("node_filesystem") || x.name.starts_with("node_cpu_seconds")
         )
     );
-    assert!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "filesystem")]
-        )
-        .is_none()
-    );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "meminfo")]
-        ),
-        Some(1.0)
-    );
+    assert!(collector_success(&s, "filesystem").is_none());
+    assert_eq!(collector_success(&s, "meminfo"), Some(1.0));
     // Enabling through the environment, as a Kubernetes manifest would.
     let out = Command::new("timeout")
         .args([
@@ -530,30 +517,9 @@ fn a_broken_file_fails_only_its_collector_and_is_logged_once() {
         let body = e.metrics();
         assert_eq!(promtool_problems(&body), Vec::<String>::new());
         let s = parse_exposition(&body);
-        assert_eq!(
-            value(
-                &s,
-                "stevedore_scrape_collector_success",
-                &[("collector", "meminfo")]
-            ),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(
-                &s,
-                "stevedore_scrape_collector_success",
-                &[("collector", "loadavg")]
-            ),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(
-                &s,
-                "stevedore_scrape_collector_success",
-                &[("collector", "cpu")]
-            ),
-            Some(1.0)
-        );
+        assert_eq!(collector_success(&s, "meminfo"), Some(0.0));
+        assert_eq!(collector_success(&s, "loadavg"), Some(0.0));
+        assert_eq!(collector_success(&s, "cpu"), Some(1.0));
         assert!(value(&s, "node_memory_MemTotal_bytes", &[]).is_none());
         assert!(
             value(
@@ -580,14 +546,7 @@ fn a_broken_file_fails_only_its_collector_and_is_logged_once() {
     // Once fixed, the collector recovers without a restart, and says so once.
     std::fs::write(proc.join("meminfo"), procfs_member("fixtures/proc/meminfo")).unwrap();
     let s = parse_exposition(&e.metrics());
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "meminfo")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "meminfo"), Some(1.0));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         e.drain_log()
@@ -628,22 +587,8 @@ fn a_hung_collector_times_out_and_the_rest_is_served() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "meminfo")]
-        ),
-        Some(0.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "cpu")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "meminfo"), Some(0.0));
+    assert_eq!(collector_success(&s, "cpu"), Some(1.0));
     // The hung read is still in flight: the next scrape skips it at once instead of waiting again.
     let start = Instant::now();
     let s = parse_exposition(&e.metrics());
@@ -652,14 +597,7 @@ fn a_hung_collector_times_out_and_the_rest_is_served() {
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "meminfo")]
-        ),
-        Some(0.0)
-    );
+    assert_eq!(collector_success(&s, "meminfo"), Some(0.0));
 }
 
 #[test]

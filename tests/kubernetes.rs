@@ -456,14 +456,7 @@ fn apiserver_list_then_watch_follows_events_watch_ends_and_410() {
         .count();
     assert_eq!(failing, 1, "one line per state change: {log:#?}");
     let all = parse_exposition(&e.metrics());
-    assert_eq!(
-        value(
-            &all,
-            "stevedore_scrape_collector_success",
-            &[("collector", "loadavg")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&all, "loadavg"), Some(1.0));
     replay.control(serde_json::json!({"status": {"apiserver": 0}}));
     let deadline = std::time::Instant::now() + Duration::from_secs(45);
     while source_up(&e, "kubernetes") != Some(1.0) {
@@ -1044,22 +1037,8 @@ fn kubelet_token_rotation_401_403_and_unreachable_without_restart() {
     let line = wait_log(&e, &mut log, &["source failing", "401"], "the 401");
     assert!(line.contains("--kubelet.token-file"), "{line}");
     let s = parse_exposition(&e.metrics());
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "kubelet")]
-        ),
-        Some(0.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "cgroup")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "kubelet"), Some(0.0));
+    assert_eq!(collector_success(&s, "cgroup"), Some(1.0));
     assert!(
         !s.iter().any(|x| x.name.starts_with("stevedore_pod_")),
         "no stale summary series"
@@ -1296,22 +1275,8 @@ fn bad_input_is_logged_and_the_rest_served() {
     );
     assert!(line.contains("/stats/summary"), "{line}");
     let s = parse_exposition(&e.metrics());
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "kubelet")]
-        ),
-        Some(0.0)
-    );
-    assert_eq!(
-        value(
-            &s,
-            "stevedore_scrape_collector_success",
-            &[("collector", "cgroup")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(collector_success(&s, "kubelet"), Some(0.0));
+    assert_eq!(collector_success(&s, "cgroup"), Some(1.0));
 
     // Unknown fields and a summary without any network section: served, no network families.
     let mut doc: Value = serde_json::from_str(&summary_text).unwrap();

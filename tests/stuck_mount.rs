@@ -7,7 +7,7 @@ mod common;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, parse_exposition, promtool_problems, value};
+use common::{Exporter, collector_success, parse_exposition, promtool_problems, value};
 
 struct StuckMount {
     server: Child,
@@ -88,14 +88,7 @@ fn a_stuck_mount_does_not_hang_the_scrape() {
         );
         assert_eq!(promtool_problems(&body), Vec::<String>::new());
         let s = parse_exposition(&body);
-        assert_eq!(
-            value(
-                &s,
-                "stevedore_scrape_collector_success",
-                &[("collector", "filesystem")]
-            ),
-            Some(1.0)
-        );
+        assert_eq!(collector_success(&s, "filesystem"), Some(1.0));
         assert_eq!(
             value(
                 &s,

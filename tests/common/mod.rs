@@ -271,6 +271,15 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
 }
 
 /// The value of the one sample with this name whose labels include `with`.
+/// `stevedore_scrape_collector_success` of one collector.
+pub fn collector_success(s: &[Sample], collector: &str) -> Option<f64> {
+    value(
+        s,
+        "stevedore_scrape_collector_success",
+        &[("collector", collector)],
+    )
+}
+
 pub fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> Option<f64> {
     let found: Vec<&Sample> = samples
         .iter()
