@@ -286,6 +286,17 @@ pub fn flat_keyed(text: &str) -> impl Iterator<Item = (&str, f64)> {
     })
 }
 
+/// The values of `keys` in `key value` lines, in one pass over the text (memory.stat has dozens of keys).
+pub fn pick_keys<const N: usize>(text: &str, keys: &[&str; N]) -> [Option<f64>; N] {
+    let mut v = [None; N];
+    for (k, x) in flat_keyed(text) {
+        if let Some(i) = keys.iter().position(|key| *key == k) {
+            v[i] = Some(x);
+        }
+    }
+    v
+}
+
 pub fn get(text: &str, key: &str) -> Option<f64> {
     flat_keyed(text).find(|(k, _)| *k == key).map(|(_, v)| v)
 }

@@ -108,12 +108,7 @@ pub fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
         "pgmajfault",
         "total_pgmajfault",
     ];
-    let mut v = [None; KEYS.len()];
-    for (k, x) in flat_keyed(text) {
-        if let Some(i) = KEYS.iter().position(|key| *key == k) {
-            v[i] = Some(x);
-        }
-    }
+    let v = pick_keys(text, &KEYS);
     // (local, total) of the key at `i`: the total where given, else the local figure.
     let pick = |i: usize| v[i + 1].or(v[i]);
     let pair = |i: usize| match (v[i], v[i + 1]) {

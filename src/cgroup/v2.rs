@@ -100,12 +100,7 @@ pub fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
         "pgfault",
         "pgmajfault",
     ];
-    let mut v = [None; KEYS.len()];
-    for (k, x) in flat_keyed(stat) {
-        if let Some(i) = KEYS.iter().position(|key| *key == k) {
-            v[i] = Some(x);
-        }
-    }
+    let v = pick_keys(stat, &KEYS);
     let get = |k: &str| KEYS.iter().position(|key| *key == k).and_then(|i| v[i]);
     let pg = |k: &str| get(k).map(|v| (v, v));
     MemoryStats {
