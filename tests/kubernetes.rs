@@ -934,9 +934,10 @@ fn pod_labels_only_through_the_allowlist_sanitized() {
             })
             .unwrap_or_default()
     };
-    let check = |series: &[&Sample]| -> (usize, usize) {
+    // The series of one family in `samples`: (series with a pod, non-empty pod label values).
+    let check = |samples: &[Sample], family: &str| -> (usize, usize) {
         let (mut pods, mut values) = (0, 0);
-        for x in series {
+        for x in samples.iter().filter(|x| x.name == family) {
             let extra: Vec<&str> = x
                 .labels
                 .keys()
@@ -968,22 +969,14 @@ fn pod_labels_only_through_the_allowlist_sanitized() {
                 && x.labels.get("pod_label_app").is_some_and(|v| !v.is_empty())
         })
     });
-    let cpu: Vec<&Sample> = s
-        .iter()
-        .filter(|x| x.name == "container_cpu_usage_seconds_total")
-        .collect();
-    let (pods, values) = check(&cpu);
+    let (pods, values) = check(&s, "container_cpu_usage_seconds_total");
     assert!(
         pods > 40 && values > 20,
         "{pods} pod series, {values} label values"
     );
     let (body, k) = scrape(&e, "kubernetes");
     assert_promtool_clean(&body);
-    let restarts: Vec<&Sample> = k
-        .iter()
-        .filter(|x| x.name == "stevedore_container_restarts_total")
-        .collect();
-    let (pods, values) = check(&restarts);
+    let (pods, values) = check(&k, "stevedore_container_restarts_total");
     assert!(
         pods >= 20 && values > 20,
         "{pods} pod series, {values} label values"
