@@ -14,10 +14,8 @@ use clap::{
 };
 use regex::Regex;
 
-use crate::collector;
-
 /// One string naming this build, shown by `--version` and on the landing page.
-pub const VERSION_LINE: &str = concat!(
+pub(crate) const VERSION_LINE: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (revision ",
     env!("STEVEDORE_REVISION"),
@@ -26,21 +24,32 @@ pub const VERSION_LINE: &str = concat!(
     ")"
 );
 
+/// node_exporter's default mount points to ignore (Linux).
+pub(crate) const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
+/// node_exporter's default filesystem types to ignore (Linux).
+pub(crate) const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+
+/// node_exporter's default: partitions and virtual devices whose whole disk is already counted.
+pub(crate) const DEFAULT_DEVICE_EXCLUDE: &str =
+    r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Logfmt,
     Json,
 }
 
 /// Where pod metadata comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PodsFrom {
+pub(crate) enum PodsFrom {
     Apiserver,
     Kubelet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     Debug,
     Info,
     Warn,
@@ -56,7 +65,7 @@ pub enum LogLevel {
     about = "Prometheus exporter for container, pod and node resource usage",
     args_override_self = true
 )]
-pub struct Flags {
+pub(crate) struct Flags {
     /// Address to listen on for HTTP requests (host:port; an empty host means all interfaces).
     #[arg(long = "web.listen-address", env = "STEVEDORE_WEB_LISTEN_ADDRESS", default_value = ":9777",
           value_parser = parse_listen_address)]
@@ -119,13 +128,13 @@ pub struct Flags {
     /// Regexp of mount points to ignore in the filesystem collector.
     #[arg(long = "collector.filesystem.mount-points-exclude",
           env = "STEVEDORE_COLLECTOR_FILESYSTEM_MOUNT_POINTS_EXCLUDE",
-          default_value = collector::filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE, value_parser = parse_regex)]
+          default_value = DEFAULT_MOUNT_POINTS_EXCLUDE, value_parser = parse_regex)]
     pub fs_mount_points_exclude: Regex,
 
     /// Regexp of filesystem types to ignore in the filesystem collector.
     #[arg(long = "collector.filesystem.fs-types-exclude",
           env = "STEVEDORE_COLLECTOR_FILESYSTEM_FS_TYPES_EXCLUDE",
-          default_value = collector::filesystem::DEFAULT_FS_TYPES_EXCLUDE, value_parser = parse_regex)]
+          default_value = DEFAULT_FS_TYPES_EXCLUDE, value_parser = parse_regex)]
     pub fs_types_exclude: Regex,
 
     /// How long to wait for a mount to answer statfs before it is reported with device_error=1 and skipped
@@ -146,7 +155,7 @@ pub struct Flags {
 
     /// Regexp of block devices to ignore in the diskstats collector.
     #[arg(long = "collector.diskstats.device-exclude", env = "STEVEDORE_COLLECTOR_DISKSTATS_DEVICE_EXCLUDE",
-          default_value = collector::diskstats::DEFAULT_DEVICE_EXCLUDE, value_parser = parse_regex)]
+          default_value = DEFAULT_DEVICE_EXCLUDE, value_parser = parse_regex)]
     pub diskstats_device_exclude: Regex,
 
     /// Report every cgroup (system.slice, user sessions, kubepods QoS levels), not only the root, pods and
@@ -279,7 +288,7 @@ pub struct Flags {
 
 /// Parsed flags plus the resolved set of enabled collectors.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub flags: Flags,
     pub enabled: Vec<&'static str>,
 }
@@ -288,10 +297,17 @@ fn env_name(flag: &str) -> String {
     format!("STEVEDORE_{}", flag.to_uppercase().replace(['.', '-'], "_"))
 }
 
+/// A collector as the flags know it: its name and whether it runs unless disabled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Toggle {
+    pub name: &'static str,
+    pub default_enabled: bool,
+}
+
 /// The full clap command: fixed flags plus one enable/disable pair per collector.
-pub fn command() -> Command {
+pub(crate) fn command(collectors: &[Toggle]) -> Command {
     let mut cmd = Flags::command();
-    for info in collector::ALL {
+    for info in collectors {
         let on: &'static str = Box::leak(format!("collector.{}", info.name).into_boxed_str());
         let off: &'static str = Box::leak(format!("no-collector.{}", info.name).into_boxed_str());
         let default = if info.default_enabled {
@@ -323,28 +339,28 @@ pub fn command() -> Command {
 }
 
 /// Parse the process arguments; on a bad flag or value clap prints the error and exits with status 2.
-pub fn parse() -> Config {
-    let matches = command().get_matches();
-    match from_matches(&matches) {
+pub(crate) fn parse(collectors: &[Toggle]) -> Config {
+    let matches = command(collectors).get_matches();
+    match from_matches(&matches, collectors) {
         Ok(c) => c,
         Err(e) => e.exit(),
     }
 }
 
-/// Parse an explicit argument list (used by tests).
-pub fn try_parse_from<I, T>(args: I) -> Result<Config, clap::Error>
+/// Parse an explicit argument list.
+pub(crate) fn try_parse_from<I, T>(collectors: &[Toggle], args: I) -> Result<Config, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let matches = command().try_get_matches_from(args)?;
-    from_matches(&matches)
+    let matches = command(collectors).try_get_matches_from(args)?;
+    from_matches(&matches, collectors)
 }
 
-fn from_matches(matches: &ArgMatches) -> Result<Config, clap::Error> {
+fn from_matches(matches: &ArgMatches, collectors: &[Toggle]) -> Result<Config, clap::Error> {
     let flags = Flags::from_arg_matches(matches)?;
     let mut enabled = Vec::new();
-    for info in collector::ALL {
+    for info in collectors {
         let on = format!("collector.{}", info.name);
         let off = format!("no-collector.{}", info.name);
         let explicit_off =
@@ -392,7 +408,7 @@ fn parse_regex(s: &str) -> Result<Regex, String> {
 }
 
 /// Prometheus-style durations: `0`, `500ms`, `1s`, `2m`, `1h`, also combined as `1m30s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let err = || format!("'{s}' is not a duration (examples: 0, 500ms, 1s, 2m, 1m30s)");
     let s = s.trim();
     if s == "0" {
@@ -451,29 +467,53 @@ mod tests {
         assert!(parse_positive_duration("0").is_err());
     }
 
+    const TOGGLES: &[Toggle] = &[
+        Toggle {
+            name: "cpu",
+            default_enabled: true,
+        },
+        Toggle {
+            name: "loadavg",
+            default_enabled: true,
+        },
+        Toggle {
+            name: "extra",
+            default_enabled: false,
+        },
+    ];
+
     #[test]
     fn collector_toggles() {
-        let c = try_parse_from(["stevedore"]).unwrap();
+        let c = try_parse_from(TOGGLES, ["stevedore"]).unwrap();
+        assert!(!c.enabled.contains(&"extra"));
         assert!(c.enabled.contains(&"cpu"));
-        let c = try_parse_from(["stevedore", "--no-collector.cpu"]).unwrap();
+        let c = try_parse_from(TOGGLES, ["stevedore", "--no-collector.cpu"]).unwrap();
         assert!(!c.enabled.contains(&"cpu"));
-        let c = try_parse_from(["stevedore", "--no-collector.cpu", "--collector.cpu"]).unwrap();
+        let c = try_parse_from(
+            TOGGLES,
+            ["stevedore", "--no-collector.cpu", "--collector.cpu"],
+        )
+        .unwrap();
         assert!(c.enabled.contains(&"cpu"));
-        let c = try_parse_from([
-            "stevedore",
-            "--collector.disable-defaults",
-            "--collector.loadavg",
-        ])
+        let c = try_parse_from(
+            TOGGLES,
+            [
+                "stevedore",
+                "--collector.disable-defaults",
+                "--collector.loadavg",
+            ],
+        )
         .unwrap();
         assert_eq!(c.enabled, vec!["loadavg"]);
     }
 
     #[test]
     fn bad_values_name_the_flag() {
-        let e = try_parse_from(["stevedore", "--web.listen-address", "nonsense"]).unwrap_err();
+        let e =
+            try_parse_from(TOGGLES, ["stevedore", "--web.listen-address", "nonsense"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--web.listen-address"), "{e}");
-        let e = try_parse_from(["stevedore", "--collect.min-age", "soon"]).unwrap_err();
+        let e = try_parse_from(TOGGLES, ["stevedore", "--collect.min-age", "soon"]).unwrap_err();
         assert!(e.to_string().contains("--collect.min-age"), "{e}");
     }
 }

@@ -15,16 +15,16 @@ use crate::expose::{self, Format};
 use crate::scrape::Scraper;
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub scraper: Arc<Scraper>,
     /// `None` when --web.max-requests is 0 (no limit).
     pub limit: Option<Arc<Semaphore>>,
     pub telemetry_path: String,
     /// Background sources, for `stevedore_source_up`.
-    pub sources: Arc<crate::source::SourceStatus>,
+    pub sources: Arc<crate::health::Sources>,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let metrics = Router::new()
         .route(&state.telemetry_path, get(metrics))
         .layer(
@@ -84,7 +84,10 @@ fn bad_request(msg: String) -> Response {
 }
 
 /// Which collectors a scrape asked for through `collect[]` / `exclude[]`.
-pub fn select(query: Option<&str>, known: &[&'static str]) -> Result<Vec<&'static str>, String> {
+pub(crate) fn select(
+    query: Option<&str>,
+    known: &[&'static str],
+) -> Result<Vec<&'static str>, String> {
     let mut collect = Vec::new();
     let mut exclude = Vec::new();
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -138,14 +141,14 @@ async fn metrics(
         Err(msg) => return bad_request(msg),
     };
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let snapshot = s.scraper.scrape().await;
+    let parts = s.scraper.scrape(&selected).await;
     // Rendered on a blocking thread into a few chunks in flight, streamed as they fill: a large
     // exposition is never held whole. The in-flight permit lives until the rendering ends.
     let sources = s.sources.all();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let _permit = _permit;
-        expose::render_chunked(snapshot, selected, format, sources, move |chunk| {
+        expose::render_chunked(parts, format, sources, move |chunk| {
             tx.blocking_send(Ok(chunk.into())).is_ok()
         });
     });

@@ -6,26 +6,24 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use crate::source::ContainerMeta;
-
-pub const POD_NAME: &str = "io.kubernetes.pod.name";
-pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-pub const POD_UID: &str = "io.kubernetes.pod.uid";
-pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub(crate) const POD_NAME: &str = "io.kubernetes.pod.name";
+pub(crate) const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub(crate) const POD_UID: &str = "io.kubernetes.pod.uid";
+pub(crate) const CONTAINER_NAME: &str = "io.kubernetes.container.name";
 
 /// Which runtime labels become metric labels. Nothing by default: cardinality stays bounded.
 #[derive(Debug, Clone, Default)]
-pub struct LabelAllowlist {
+pub(crate) struct LabelAllowlist {
     pub keys: Vec<String>,
     pub regex: Option<Regex>,
 }
 
 impl LabelAllowlist {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.regex.is_none()
     }
 
-    pub fn allows(&self, key: &str) -> bool {
+    pub(crate) fn allows(&self, key: &str) -> bool {
         self.keys.iter().any(|k| k == key) || self.regex.as_ref().is_some_and(|r| r.is_match(key))
     }
 
@@ -33,7 +31,7 @@ impl LabelAllowlist {
     /// runtime key it comes from. Keys are taken in sorted order; when two keys sanitize to the same name
     /// the first (in byte order) keeps it and the other is dropped, so the choice never changes between
     /// scrapes. Listed keys are always present (empty where a container lacks them).
-    pub fn columns<'a>(
+    pub(crate) fn columns<'a>(
         &self,
         metas: impl Iterator<Item = &'a ContainerMeta>,
     ) -> Vec<(String, String)> {
@@ -57,7 +55,7 @@ impl LabelAllowlist {
 
 /// The metric label columns for `--kubernetes.pod-labels`: (`pod_label_<sanitized key>`, key). When two
 /// keys sanitize to the same name the first in byte order keeps it.
-pub fn pod_columns(keys: &[String]) -> Vec<(String, String)> {
+pub(crate) fn pod_columns(keys: &[String]) -> Vec<(String, String)> {
     let mut sorted: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
     sorted.sort();
     let mut out: BTreeMap<String, String> = BTreeMap::new();
@@ -69,7 +67,7 @@ pub fn pod_columns(keys: &[String]) -> Vec<(String, String)> {
 }
 
 /// A label name from user data: `[a-zA-Z0-9_]`, everything else `_`.
-pub fn sanitize(key: &str) -> String {
+pub(crate) fn sanitize(key: &str) -> String {
     key.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' {
@@ -81,9 +79,35 @@ pub fn sanitize(key: &str) -> String {
         .collect()
 }
 
+/// What a runtime knows about one container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ContainerMeta {
+    /// Full 64-hex id.
+    pub id: String,
+    /// The runtime's name, without Docker's leading `/`.
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    /// created, running, paused, restarting, removing, exited, dead.
+    pub state: String,
+    /// healthy, unhealthy, starting; `None` when the container has no health check.
+    pub health: Option<String>,
+    pub restart_count: u64,
+    /// Unix seconds; `None` when never started.
+    pub started_at: Option<f64>,
+    /// The cgroup path the runtime gives the container (relative, leading `/`), where it can be derived.
+    pub cgroup_path: Option<String>,
+}
+
+impl ContainerMeta {
+    pub(crate) fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
 /// The label values of one series' identity.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub id: String,
     pub name: String,
     pub image: String,
@@ -95,7 +119,11 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn from_meta(id: String, meta: &ContainerMeta, columns: &[(String, String)]) -> Identity {
+    pub(crate) fn from_meta(
+        id: String,
+        meta: &ContainerMeta,
+        columns: &[(String, String)],
+    ) -> Identity {
         Identity {
             id,
             name: meta.name.clone(),
@@ -111,7 +139,7 @@ impl Identity {
     }
 
     /// The identity of a cgroup nothing is known about: its path, and empty strings.
-    pub fn bare(id: String, columns: usize) -> Identity {
+    pub(crate) fn bare(id: String, columns: usize) -> Identity {
         Identity {
             id,
             extra: vec![String::new(); columns],
@@ -120,7 +148,7 @@ impl Identity {
     }
 
     /// The label pairs, `columns` naming the extra values.
-    pub fn labels<'a>(&'a self, columns: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+    pub(crate) fn labels<'a>(&'a self, columns: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
         let mut v = Vec::with_capacity(7 + columns.len());
         v.extend([
             ("id", self.id.as_str()),

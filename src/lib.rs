@@ -1,13 +1,31 @@
 //! Stevedore: container, pod and node resource metrics for Prometheus.
 //!
-//! Data flow of a scrape: `http` → `scrape` (coalesce, reuse, run collectors concurrently) →
-//! `collector::*` (typed samples from kernel files) → `expose` (samples to metric families).
+//! Data flow of a scrape: `http` → `scrape` (the selected collectors, each run shared and reused) →
+//! `collector::*` (kernel files and background caches into typed `sample`s) → `expose` (samples into
+//! metric families, one table per family group). Background `source`s (Docker, Kubernetes, the kubelet)
+//! keep caches current; `health` tracks them.
+//!
+//! Module layers, each importing only from those below it (no cycles):
+//! `app` → `http` → `scrape` → `expose` → `sample` → `identity`, `parse`;
+//! `collector` → `source` → `cgroup` → `sample`, `parse`; `cli` and `health` are leaves.
+#![warn(unreachable_pub)]
 
-pub mod cgroup;
-pub mod cli;
-pub mod collector;
-pub mod expose;
-pub mod http;
-pub mod identity;
-pub mod scrape;
-pub mod source;
+mod app;
+mod cgroup;
+mod cli;
+mod collector;
+mod expose;
+mod health;
+mod http;
+mod identity;
+mod parse;
+mod sample;
+mod scrape;
+mod source;
+#[cfg(test)]
+mod testutil;
+
+pub use app::main;
+
+#[doc(hidden)]
+pub mod devtools;

@@ -1,21 +1,25 @@
-//! The collection model: the collector trait, running collectors concurrently, sharing one collection
-//! between concurrent scrapes, reusing a young collection, and the per-collector self-metrics.
+//! The collection model: the collector trait, running the selected collectors concurrently, sharing a
+//! collector's run between concurrent scrapes, reusing a young run, and each collector's health.
 //!
-//! Nothing here parses or formats: collectors return typed samples (`Box<dyn Exposable>`) and the
-//! `expose` module turns them into metric families.
+//! Each collector keeps its own last run. A scrape asks only the collectors it selects (`collect[]`,
+//! `exclude[]`) for a run that finished after the scrape arrived, or is younger than
+//! `--collect.min-age`; a scrape that arrives while a collector runs waits for that run and shares it.
+//! So `?collect[]=meminfo` never pays for the cgroup collector, and two scrapes with any selections
+//! share the collectors they have in common.
+//!
+//! Nothing here parses or formats: collectors return typed samples and `expose` renders them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex;
-
-use crate::expose::Exposable;
+use crate::expose::{Exposable, Outcome, Part};
+use crate::health::{Failure, Health};
 
 /// Why a collector produced nothing this time. Every message names what failed and, where it helps,
 /// what to do about it.
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     #[error("reading {path}: {source}{hint}")]
     Io {
         path: String,
@@ -24,12 +28,15 @@ pub enum CollectError {
     },
     #[error("parsing {path}: {msg}")]
     Parse { path: String, msg: String },
+    /// The collector runs but has nothing yet (a background source's first answer is still due).
+    #[error("{0}")]
+    NoDataYet(&'static str),
     #[error("{0}")]
     Other(String),
 }
 
 impl CollectError {
-    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         let hint = match source.kind() {
             std::io::ErrorKind::PermissionDenied => {
                 " (permission denied: run with read access to this file)"
@@ -44,7 +51,7 @@ impl CollectError {
         }
     }
 
-    pub fn parse(path: &std::path::Path, msg: impl Into<String>) -> Self {
+    pub(crate) fn parse(path: &std::path::Path, msg: impl Into<String>) -> Self {
         CollectError::Parse {
             path: path.display().to_string(),
             msg: msg.into(),
@@ -52,144 +59,159 @@ impl CollectError {
     }
 }
 
+impl Failure for CollectError {
+    fn class(&self) -> String {
+        match self {
+            CollectError::Io { path, source, .. } => format!("io {path} {:?}", source.kind()),
+            CollectError::Parse { path, .. } => format!("parse {path}"),
+            CollectError::NoDataYet(_) => "no data".to_string(),
+            CollectError::Other(m) => format!("other {m}"),
+        }
+    }
+}
+
+/// A failure of the run itself (timeout, panic), classed by its message.
+struct RunError(String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Failure for RunError {
+    fn class(&self) -> String {
+        self.0.clone()
+    }
+}
+
 /// One source of samples. `collect` does blocking I/O and runs on a blocking thread; it must return
-/// (an error if need be) rather than panic, and should not wait on any remote daemon.
-pub trait Collector: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
+/// (an error if need be) rather than panic, and must not wait on any remote daemon.
+pub(crate) trait Collector: Send + Sync + 'static {
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError>;
 }
 
-/// The outcome of one collector in one collection.
-pub struct CollectorRun {
-    pub name: &'static str,
-    pub duration: Duration,
-    pub output: Option<Box<dyn Exposable>>,
-}
-
-/// Everything one collection produced.
-pub struct Snapshot {
-    pub finished: Instant,
-    pub runs: Vec<CollectorRun>,
-}
-
 struct Entry {
+    name: &'static str,
     collector: Arc<dyn Collector>,
     /// Set while a `collect` call is running; a collector that hangs past the timeout is skipped until it
     /// returns, so hung calls never pile up.
     busy: Arc<AtomicBool>,
-    /// Whether the last run failed, so a failure is logged once per change, not on every scrape.
-    failing: Arc<AtomicBool>,
+    health: Health,
+    /// The last run and when it finished. Held while a run is under way, so scrapes queue on it.
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Part>)>>,
 }
 
-pub struct Scraper {
+pub(crate) struct Scraper {
     entries: Vec<Entry>,
     min_age: Duration,
     timeout: Duration,
-    last: Mutex<Option<Arc<Snapshot>>>,
     ready: AtomicBool,
 }
 
 impl Scraper {
-    pub fn new(collectors: Vec<Arc<dyn Collector>>, min_age: Duration, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        collectors: Vec<(&'static str, Arc<dyn Collector>)>, // collector::Named
+        min_age: Duration,
+        timeout: Duration,
+    ) -> Self {
         let entries = collectors
             .into_iter()
-            .map(|collector| Entry {
+            .map(|(name, collector)| Entry {
+                name,
                 collector,
                 busy: Arc::new(AtomicBool::new(false)),
-                failing: Arc::new(AtomicBool::new(false)),
+                health: Health::new("collector", name),
+                last: tokio::sync::Mutex::new(None),
             })
             .collect();
         Scraper {
             entries,
             min_age,
             timeout,
-            last: Mutex::new(None),
             ready: AtomicBool::new(false),
         }
     }
 
-    pub fn collector_names(&self) -> Vec<&'static str> {
-        self.entries.iter().map(|e| e.collector.name()).collect()
+    pub(crate) fn collector_names(&self) -> Vec<&'static str> {
+        self.entries.iter().map(|e| e.name).collect()
     }
 
-    /// True once a collection has finished in which at least one collector succeeded (or no collector is
-    /// enabled at all).
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+    /// True once some collector has succeeded (or no collector is enabled at all).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.entries.is_empty() || self.ready.load(Ordering::Relaxed)
     }
 
-    /// A fresh-enough snapshot. Scrapes that arrive while a collection runs wait for it and share it; a
-    /// snapshot younger than `--collect.min-age` is served again.
-    pub async fn scrape(&self) -> Arc<Snapshot> {
+    /// A fresh-enough run of each selected collector, in the order of `selected`'s collectors as
+    /// configured. The selected collectors run concurrently.
+    pub(crate) async fn scrape(&self, selected: &[&'static str]) -> Vec<Arc<Part>> {
         let asked = Instant::now();
-        let mut last = self.last.lock().await;
-        if let Some(s) = last.as_ref()
-            && (s.finished >= asked || s.finished.elapsed() < self.min_age)
+        let runs = self
+            .entries
+            .iter()
+            .filter(|e| selected.contains(&e.name))
+            .map(|e| self.fresh(e, asked));
+        futures_util::future::join_all(runs).await
+    }
+
+    async fn fresh(&self, entry: &Entry, asked: Instant) -> Arc<Part> {
+        let mut last = entry.last.lock().await;
+        if let Some((finished, part)) = last.as_ref()
+            && (*finished >= asked || finished.elapsed() < self.min_age)
         {
-            return s.clone();
+            return part.clone();
         }
-        let snapshot = Arc::new(self.collect_all().await);
-        if snapshot.runs.is_empty() || snapshot.runs.iter().any(|r| r.output.is_some()) {
+        let part = Arc::new(self.run(entry).await);
+        if matches!(part.outcome, Outcome::Ok(_)) {
             self.ready.store(true, Ordering::Relaxed);
         }
-        *last = Some(snapshot.clone());
-        snapshot
+        *last = Some((Instant::now(), part.clone()));
+        part
     }
 
-    async fn collect_all(&self) -> Snapshot {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, entry) in self.entries.iter().enumerate() {
-            let collector = entry.collector.clone();
-            let busy = entry.busy.clone();
-            let failing = entry.failing.clone();
-            let timeout = self.timeout;
-            tasks.spawn(async move {
-                let start = Instant::now();
-                let name = collector.name();
-                let output = run_one(collector, busy, timeout).await;
-                let duration = start.elapsed();
-                let output = match output {
-                    Ok(o) => {
-                        if failing.swap(false, Ordering::Relaxed) {
-                            tracing::info!(collector = name, "collector recovered");
-                        }
-                        Some(o)
-                    }
-                    Err(msg) => {
-                        if !failing.swap(true, Ordering::Relaxed) {
-                            tracing::error!(collector = name, error = %msg, "collector failed");
-                        } else {
-                            tracing::debug!(collector = name, error = %msg, "collector still failing");
-                        }
-                        None
-                    }
-                };
-                (index, CollectorRun { name, duration, output })
-            });
-        }
-        let mut runs: Vec<Option<CollectorRun>> = (0..self.entries.len()).map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            // The task body cannot panic (collector panics are caught in run_one), so a join error can only be
-            // a cancelled runtime; such a run simply does not appear.
-            if let Ok((index, run)) = joined {
-                runs[index] = Some(run);
+    async fn run(&self, entry: &Entry) -> Part {
+        let start = Instant::now();
+        let result = run_one(entry.collector.clone(), entry.busy.clone(), self.timeout).await;
+        let outcome = match result {
+            Ok(output) => {
+                entry.health.ok();
+                Outcome::Ok(Arc::from(output))
             }
-        }
-        Snapshot {
-            finished: Instant::now(),
-            runs: runs.into_iter().flatten().collect(),
+            Err(RunFailure::Collect(CollectError::NoDataYet(why))) => {
+                entry.health.no_data(why);
+                Outcome::NoData
+            }
+            Err(RunFailure::Collect(e)) => {
+                entry.health.fail(&e);
+                Outcome::Failed
+            }
+            Err(RunFailure::Run(e)) => {
+                entry.health.fail(&e);
+                Outcome::Failed
+            }
+        };
+        Part {
+            name: entry.name,
+            duration: start.elapsed(),
+            outcome,
         }
     }
+}
+
+enum RunFailure {
+    Collect(CollectError),
+    Run(RunError),
 }
 
 async fn run_one(
     collector: Arc<dyn Collector>,
     busy: Arc<AtomicBool>,
     timeout: Duration,
-) -> Result<Box<dyn Exposable>, String> {
+) -> Result<Box<dyn Exposable>, RunFailure> {
+    let fail = |m: String| Err(RunFailure::Run(RunError(m)));
     if busy.swap(true, Ordering::AcqRel) {
-        return Err(
-            "the previous collection of this collector has not returned yet (skipped)".to_string(),
+        return fail(
+            "the previous collection of this collector has not returned yet (skipped)".into(),
         );
     }
     let busy_in_task = busy.clone();
@@ -200,16 +222,63 @@ async fn run_one(
     });
     match tokio::time::timeout(timeout, handle).await {
         Ok(Ok(Ok(Ok(output)))) => Ok(output),
-        Ok(Ok(Ok(Err(e)))) => Err(e.to_string()),
+        Ok(Ok(Ok(Err(e)))) => Err(RunFailure::Collect(e)),
         Ok(Ok(Err(_panic))) => {
-            Err("collector panicked (a bug: please report it with the log)".to_string())
+            fail("collector panicked (a bug: please report it with the log)".into())
         }
         Ok(Err(join)) => {
             busy.store(false, Ordering::Release);
-            Err(format!("collector task failed: {join}"))
+            fail(format!("collector task failed: {join}"))
         }
-        Err(_) => Err(format!(
+        Err(_) => fail(format!(
             "did not finish within {timeout:?} (--collect.timeout); skipped until it returns"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Counting(Arc<AtomicUsize>);
+    impl Collector for Counting {
+        fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(Box::new(crate::expose::Nothing))
+        }
+    }
+
+    struct Pending;
+    impl Collector for Pending {
+        fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
+            Err(CollectError::NoDataYet("first poll under way"))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_selected_collectors_run_and_concurrent_scrapes_share_a_run() {
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let s = Scraper::new(
+            vec![
+                ("a", Arc::new(Counting(a.clone()))),
+                ("b", Arc::new(Counting(b.clone()))),
+                ("p", Arc::new(Pending)),
+            ],
+            Duration::ZERO,
+            Duration::from_secs(5),
+        );
+        assert!(!s.is_ready());
+        let parts = s.scrape(&["a"]).await;
+        assert_eq!(parts.len(), 1);
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (1, 0));
+        // Two concurrent scrapes of "a": one run between them.
+        let (x, y) = tokio::join!(s.scrape(&["a"]), s.scrape(&["a", "b"]));
+        assert!(Arc::ptr_eq(&x[0], &y[0]));
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 1));
+        assert!(s.is_ready());
+        let p = s.scrape(&["p"]).await;
+        assert!(matches!(p[0].outcome, Outcome::NoData));
     }
 }

@@ -10,7 +10,7 @@
 
 /// Which runtime made a container cgroup, as far as the path tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
+pub(crate) enum Runtime {
     Docker,
     Containerd,
     Crio,
@@ -19,20 +19,10 @@ pub enum Runtime {
     Cri,
 }
 
-impl Runtime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Docker => "docker",
-            Runtime::Containerd => "containerd",
-            Runtime::Crio => "cri-o",
-            Runtime::Podman => "podman",
-            Runtime::Cri => "cri",
-        }
-    }
-}
+impl Runtime {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Root,
     Container {
         runtime: Runtime,
@@ -124,7 +114,7 @@ fn container_of(component: &str) -> Option<(Runtime, String)> {
 }
 
 /// Classifies a cgroup path such as `/docker/<id>` (relative to the hierarchy root).
-pub fn classify(path: &str) -> Kind {
+pub(crate) fn classify(path: &str) -> Kind {
     if path == "/" || path.is_empty() {
         return Kind::Root;
     }

@@ -2,23 +2,28 @@
 //! pod and root cgroups, and the v1 / v2 readers that turn a cgroup's files into typed [`CgroupStats`].
 //! Nothing here talks to a container runtime: identity comes from the paths.
 
-pub mod classify;
-pub mod stats;
-pub mod v1;
-pub mod v2;
+pub(crate) mod classify;
+pub(crate) mod files;
+pub(crate) mod v1;
+pub(crate) mod v2;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use classify::{Kind, Runtime, classify};
-pub use stats::*;
+pub(crate) use classify::{Kind, classify};
+pub(crate) use files::*;
+
+use crate::sample::container::{CgroupStats, SpecStats};
 
 /// Controllers Stevedore reads on v1.
-pub const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+pub(crate) const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
 
 /// How cgroups are mounted, as seen in `<sysfs>/fs/cgroup`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// One hierarchy per controller (or combined, e.g. `cpu,cpuacct`). Hybrid: a controller-less v2
     /// hierarchy is mounted beside them at `unified/`; it still has each cgroup's PSI files.
     V1 {
@@ -31,7 +36,7 @@ pub enum Layout {
 
 impl Layout {
     /// Detects the layout below `cgroup_root` (normally `<sysfs>/fs/cgroup`), from the files alone.
-    pub fn detect(cgroup_root: &Path) -> Result<Layout, String> {
+    pub(crate) fn detect(cgroup_root: &Path) -> Result<Layout, String> {
         if cgroup_root.join("cgroup.controllers").is_file() {
             return Ok(Layout::V2 {
                 root: cgroup_root.to_path_buf(),
@@ -87,7 +92,7 @@ impl Layout {
         })
     }
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Layout::V1 { unified: None, .. } => "v1",
             Layout::V1 {
@@ -108,15 +113,16 @@ impl Layout {
         }
     }
 
-    /// Reads one cgroup (`rel` is its path relative to the hierarchy roots, `/` for the root), opening and
-    /// closing each file.
-    pub fn read(&self, rel: &str, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
+    /// Reads one cgroup (`rel` relative to the hierarchy roots, `/` for the root), opening and closing
+    /// each file.
+    #[cfg(test)]
+    pub(crate) fn read(&self, rel: &str, is_root: bool, buf: &mut Vec<u8>) -> CgroupStats {
         self.read_with_spec(rel, is_root, None, &mut Files::plain(buf))
     }
 
-    /// As [`Layout::read`], through `files`; with `spec` (the cgroup's limits, read recently) the limit
+    /// Reads one cgroup through `files`; with `spec` (the cgroup's limits, read recently) the limit
     /// files are skipped.
-    pub fn read_with_spec(
+    pub(crate) fn read_with_spec(
         &self,
         rel: &str,
         is_root: bool,
@@ -139,7 +145,7 @@ impl Layout {
     }
 
     /// The pids in a cgroup (cgroup.procs), for process, fd and network figures.
-    pub fn procs(&self, rel: &str, files: &mut Files) -> Vec<u32> {
+    pub(crate) fn procs(&self, rel: &str, files: &mut Files) -> Vec<u32> {
         let dir = match self {
             Layout::V2 { root } => join(root, rel),
             Layout::V1 { controllers, .. } => match ["pids", "memory", "cpuacct", "cpu"]
@@ -171,7 +177,7 @@ fn has_v2_below(dir: &Path, depth: usize) -> bool {
 }
 
 /// `root` joined with a cgroup path such as `/docker/abc` (`/` is the root itself).
-pub fn join(root: &Path, rel: &str) -> PathBuf {
+pub(crate) fn join(root: &Path, rel: &str) -> PathBuf {
     let rel = rel.trim_start_matches('/');
     if rel.is_empty() {
         root.to_path_buf()
@@ -182,7 +188,7 @@ pub fn join(root: &Path, rel: &str) -> PathBuf {
 
 /// One cgroup that will be reported.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Found {
+pub(crate) struct Found {
     /// Path relative to the hierarchy root: the `id` label (`/` for the root cgroup).
     pub path: String,
     pub kind: Kind,
@@ -194,7 +200,7 @@ pub struct Found {
 /// Walks the hierarchy and returns the root, pod and container cgroups (and, with `include_system`,
 /// every other cgroup). Container cgroups are not descended into: what a container makes inside its own
 /// cgroup is its business. The walk never follows links and stops at depth 16.
-pub fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, String> {
+pub(crate) fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, String> {
     let root = layout.walk_root().ok_or("no hierarchy to walk")?;
     let mut out = vec![Found {
         path: "/".to_string(),

@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::files::*;
 use super::join;
-use super::stats::*;
-use crate::collector::{num, user_hz};
+use crate::parse::{flat_keyed, get};
+use crate::parse::{num, user_hz};
+use crate::sample::container::*;
 
 /// Reads one cgroup. With `spec` (limits read recently), the limit and share files are not read again.
-pub fn read(
+pub(crate) fn read(
     controllers: &BTreeMap<String, PathBuf>,
     rel: &str,
     spec: Option<&SpecStats>,
@@ -89,45 +91,41 @@ fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, files: &mut Files) -> Option<Cpu
     Some(c)
 }
 
-pub fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
-    // One pass over the file, keeping only the keys used. With use_hierarchy the total_* keys cover the
-    // subtree; without them the local keys are the figures.
-    const KEYS: [&str; 14] = [
-        "inactive_file",
-        "total_inactive_file",
-        "rss",
-        "total_rss",
-        "cache",
-        "total_cache",
-        "mapped_file",
-        "total_mapped_file",
-        "swap",
-        "total_swap",
-        "pgfault",
-        "total_pgfault",
-        "pgmajfault",
-        "total_pgmajfault",
-    ];
-    let v = pick_keys(text, &KEYS);
-    // (local, total) of the key at `i`: the total where given, else the local figure.
-    let pick = |i: usize| v[i + 1].or(v[i]);
-    let pair = |i: usize| match (v[i], v[i + 1]) {
-        (Some(l), Some(t)) => Some((l, t)),
-        (Some(l), None) => Some((l, l)),
-        (None, Some(t)) => Some((t, t)),
-        (None, None) => None,
-    };
-    MemoryStats {
-        usage,
-        working_set: working_set(usage, pick(0)),
-        rss: pick(2),
-        cache: pick(4),
-        mapped_file: pick(6),
-        swap: pick(8),
-        pgfault: pair(10),
-        pgmajfault: pair(12),
-        ..Default::default()
+/// Parses v1 memory.stat in one pass. With use_hierarchy the `total_*` keys cover the subtree and are the
+/// figures; without them the local keys are. Local pgfault and pgmajfault are kept for cAdvisor's
+/// `scope="container"` series.
+pub(crate) fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
+    let n = MEMORY_STAT.len();
+    let (mut local, mut total) = (vec![None; n], vec![None; n]);
+    let (mut swap, mut total_swap) = (None, None);
+    for (k, v) in flat_keyed(text) {
+        let (base, slots) = match k.strip_prefix("total_") {
+            Some(b) => (b, &mut total),
+            None => (k, &mut local),
+        };
+        if base == "swap" {
+            let s = if k == base {
+                &mut swap
+            } else {
+                &mut total_swap
+            };
+            s.get_or_insert(v);
+        } else if let Some(i) = MEMORY_STAT.iter().position(|(_, v1)| *v1 == base) {
+            slots[i].get_or_insert(v);
+        }
     }
+    let mut m = MemoryStats {
+        usage,
+        swap: total_swap.or(swap),
+        ..Default::default()
+    };
+    for i in 0..n {
+        m.stat[i] = total[i].or(local[i]);
+    }
+    let faults = [stat_index("pgfault"), stat_index("pgmajfault")];
+    m.local_faults = faults.map(|i| local[i].or(total[i]));
+    m.working_set = working_set(usage, m.stat(stat_index("inactive_file")));
+    m
 }
 
 fn read_memory(mem: &Path, files: &mut Files) -> Option<MemoryStats> {
@@ -151,7 +149,7 @@ fn read_memory(mem: &Path, files: &mut Files) -> Option<MemoryStats> {
 
 /// Parses `MAJ:MIN Op value` lines (blkio.throttle.io_service_bytes / io_serviced) into per-device
 /// (read, write) pairs; `Total` lines and other operations are skipped.
-pub fn parse_blkio(text: &str) -> Vec<(u32, u32, Option<f64>, Option<f64>)> {
+pub(crate) fn parse_blkio(text: &str) -> Vec<(u32, u32, Option<f64>, Option<f64>)> {
     let mut out: Vec<(u32, u32, Option<f64>, Option<f64>)> = Vec::new();
     for line in text.lines() {
         let mut f = line.split_whitespace();

@@ -2,11 +2,18 @@
 
 use std::path::Path;
 
-use super::stats::*;
-use crate::collector::num;
+use super::files::*;
+use crate::parse::num;
+use crate::parse::{flat_keyed, get, parse_psi};
+use crate::sample::container::*;
 
 /// Reads one cgroup. With `spec` (limits read recently), the limit and weight files are not read again.
-pub fn read(dir: &Path, is_root: bool, spec: Option<&SpecStats>, files: &mut Files) -> CgroupStats {
+pub(crate) fn read(
+    dir: &Path,
+    is_root: bool,
+    spec: Option<&SpecStats>,
+    files: &mut Files,
+) -> CgroupStats {
     let mut s = CgroupStats::default();
     if let Some(text) = files.text(dir, "cpu.stat") {
         s.cpu = Some(parse_cpu_stat(text));
@@ -50,8 +57,10 @@ fn read_spec(dir: &Path, memory: bool, files: &mut Files) -> SpecStats {
 }
 
 /// The cgroup's PSI files (`cpu.pressure`, `memory.pressure`, `io.pressure`), where the kernel has them.
-pub fn read_pressure(dir: &Path, files: &mut Files) -> Option<PressureStats> {
-    let psi = |name: &'static str, files: &mut Files| files.text(dir, name).and_then(parse_psi);
+pub(crate) fn read_pressure(dir: &Path, files: &mut Files) -> Option<PressureStats> {
+    let psi = |name: &'static str, files: &mut Files| {
+        files.text(dir, name).and_then(|t| parse_psi(t).ok())
+    };
     let (cpu, memory, io) = (
         psi("cpu.pressure", files),
         psi("memory.pressure", files),
@@ -64,7 +73,7 @@ pub fn read_pressure(dir: &Path, files: &mut Files) -> Option<PressureStats> {
     })
 }
 
-pub fn parse_cpu_stat(text: &str) -> CpuStats {
+pub(crate) fn parse_cpu_stat(text: &str) -> CpuStats {
     let us = |k: &str| get(text, k).map(|v| v / 1e6);
     CpuStats {
         usage_seconds: us("usage_usec"),
@@ -77,7 +86,7 @@ pub fn parse_cpu_stat(text: &str) -> CpuStats {
 }
 
 /// `cpu.max`: `<quota|max> <period>` in µs → (quota when set, period).
-pub fn parse_cpu_max(text: &str) -> (Option<f64>, Option<f64>) {
+pub(crate) fn parse_cpu_max(text: &str) -> (Option<f64>, Option<f64>) {
     let mut f = text.split_whitespace();
     let quota = f.next().and_then(num).filter(|q| *q > 0.0);
     let period = f.next().and_then(num);
@@ -86,33 +95,25 @@ pub fn parse_cpu_max(text: &str) -> (Option<f64>, Option<f64>) {
 
 /// cgroup v2 cpu.weight (1..10000) back to v1 cpu.shares (2..262144), the inverse of the conversion
 /// runc and the kubelet use (`weight = 1 + (shares - 2) * 9999 / 262142`).
-pub fn weight_to_shares(weight: f64) -> f64 {
+pub(crate) fn weight_to_shares(weight: f64) -> f64 {
     (2.0 + (weight - 1.0) * 262142.0 / 9999.0).round()
 }
 
-pub fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
-    // One pass over the file, keeping only the keys used.
-    const KEYS: [&str; 6] = [
-        "inactive_file",
-        "anon",
-        "file",
-        "file_mapped",
-        "pgfault",
-        "pgmajfault",
-    ];
-    let v = pick_keys(stat, &KEYS);
-    let get = |k: &str| KEYS.iter().position(|key| *key == k).and_then(|i| v[i]);
-    let pg = |k: &str| get(k).map(|v| (v, v));
-    MemoryStats {
+/// Parses memory.stat in one pass, keeping the [`MEMORY_STAT`] keys. v2 counts faults per cgroup
+/// subtree only, so both scopes of pgfault and pgmajfault are the same figure.
+pub(crate) fn parse_memory(usage: Option<f64>, stat: &str) -> MemoryStats {
+    let mut m = MemoryStats {
         usage,
-        working_set: working_set(usage, get("inactive_file")),
-        rss: get("anon"),
-        cache: get("file"),
-        mapped_file: get("file_mapped"),
-        pgfault: pg("pgfault"),
-        pgmajfault: pg("pgmajfault"),
         ..Default::default()
+    };
+    for (k, v) in flat_keyed(stat) {
+        if let Some(i) = MEMORY_STAT.iter().position(|(v2, _)| *v2 == k) {
+            m.stat[i].get_or_insert(v);
+        }
     }
+    m.local_faults = [stat_index("pgfault"), stat_index("pgmajfault")].map(|i| m.stat[i]);
+    m.working_set = working_set(usage, m.stat(stat_index("inactive_file")));
+    m
 }
 
 fn read_memory(dir: &Path, is_root: bool, files: &mut Files) -> Option<MemoryStats> {
@@ -140,7 +141,7 @@ fn read_memory(dir: &Path, is_root: bool, files: &mut Files) -> Option<MemorySta
 
 /// Parses io.stat: `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. ...`. Some kernels print several device
 /// ids without stats on one line (`7:7 7:6 8:0 rbytes=...`): the stats belong to the last id.
-pub fn parse_io_stat(text: &str) -> Vec<BlkioDevice> {
+pub(crate) fn parse_io_stat(text: &str) -> Vec<BlkioDevice> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut dev: Option<(u32, u32)> = None;

@@ -3,19 +3,44 @@
 //! Processes, file descriptors and sockets come from /proc/<pid> of the cgroup's processes; network from
 //! /proc/<pid>/net/dev of one process per network namespace.
 
+use crate::sample::container::{ProcStats, Level, ContainerEntry, ContainersSample};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Paths, netdev, num, read};
-use crate::cgroup::stats::{Files, KeptFiles, read_into};
-use crate::cgroup::{self, CgroupStats, Found, Kind, Layout, SpecStats};
+use super::{Built, Context, Decl, Paths, netdev, read};
+use crate::parse::num;
+use crate::cgroup::{self, Files, Found, Kind, KeptFiles, Layout, read_into};
+use crate::sample::container::{CgroupStats, Interface, SpecStats};
 use crate::expose::Exposable;
 use crate::identity::{self, Identity, LabelAllowlist};
 use crate::scrape::{CollectError, Collector};
 use crate::source::MetaStore;
 use crate::source::docker::StatsCache;
 use crate::source::kubernetes::{PodIndex, PodInfo, PodStore};
+
+pub(crate) const DECL: Decl = Decl {
+    name: "cgroup",
+    default_enabled: true,
+    build,
+};
+
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    let f = cx.flags;
+    let shared = cx.shared;
+    Ok(Built::Run(Arc::new(
+        CgroupCollector::new(
+            cx.paths.clone(),
+            f.cgroup_include_system,
+            shared.docker_meta.clone(),
+            shared.docker_stats.clone(),
+            cx.docker_labels(),
+            shared.pods.clone(),
+            cx.pod_columns(),
+        )
+        .keep_open(f.cgroup_keep_open),
+    )))
+}
 
 /// Limits and shares are re-read at most this often (plus a per-cgroup spread of up to 10 s, so a fleet
 /// started together does not refresh in one scrape). They change only when a container is updated;
@@ -25,48 +50,7 @@ const SPEC_REFRESH: Duration = Duration::from_secs(30);
 /// Interfaces never reported for a container (cAdvisor's list): loopback and the host ends of bridges.
 const SKIP_INTERFACES: [&str; 4] = ["lo", "veth", "docker", "nerdctl"];
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProcStats {
-    pub processes: f64,
-    pub file_descriptors: f64,
-    pub sockets: f64,
-}
-
-/// One reported cgroup.
-/// What a reported cgroup is, for the families that exist at one level only (`pod_*`, `node_*`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Level {
-    Root,
-    Pod,
-    Container,
-    #[default]
-    Other,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ContainerEntry {
-    pub level: Level,
-    pub identity: Identity,
-    pub stats: CgroupStats,
-    pub procs: Option<ProcStats>,
-    /// (interface, [rx_bytes, rx_packets, rx_dropped, rx_errors, tx_bytes, tx_packets, tx_dropped, tx_errors])
-    pub network: Vec<(String, [f64; 8])>,
-    /// Block device names by (major, minor), for the blkio entries.
-    pub devices: Vec<String>,
-    pub start_time: Option<f64>,
-    /// Docker health: 1 healthy, 0 unhealthy or starting, -1 no health check.
-    pub health: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ContainersSample {
-    /// Allowlisted runtime-label columns: (metric label name, runtime key).
-    pub columns: Vec<(String, String)>,
-    pub entries: Vec<ContainerEntry>,
-    pub now: f64,
-}
-
-pub struct CgroupCollector {
+pub(crate) struct CgroupCollector {
     paths: Paths,
     include_system: bool,
     meta: Option<Arc<MetaStore>>,
@@ -99,7 +83,7 @@ struct CgroupState {
 }
 
 impl CgroupCollector {
-    pub fn new(
+    pub(crate) fn new(
         paths: Paths,
         include_system: bool,
         meta: Option<Arc<MetaStore>>,
@@ -128,13 +112,13 @@ impl CgroupCollector {
     }
 
     /// Keeps each cgroup's files open between scrapes (`--collector.cgroup.keep-open`).
-    pub fn keep_open(mut self, on: bool) -> Self {
+    pub(crate) fn keep_open(mut self, on: bool) -> Self {
         self.keep_open = on;
         self
     }
 
     /// The cgroup layout, detected on first use and again after a failure.
-    pub fn layout(&self) -> Result<Layout, String> {
+    pub(crate) fn layout(&self) -> Result<Layout, String> {
         let mut l = self.layout.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(layout) = l.as_ref() {
             return Ok(layout.clone());
@@ -224,7 +208,7 @@ fn start_ticks(paths: &Paths, pid: u32, buf: &mut Vec<u8>) -> Option<f64> {
     num(after.split_whitespace().nth(19)?)
 }
 
-fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
+fn network_of(paths: &Paths, pid: u32) -> Vec<Interface> {
     let Ok(text) = read(&paths.proc(&format!("{pid}/net/dev"))) else {
         return Vec::new();
     };
@@ -234,9 +218,19 @@ fn network_of(paths: &Paths, pid: u32) -> Vec<(String, [f64; 8])> {
     devs.into_iter()
         .filter(|d| !SKIP_INTERFACES.iter().any(|p| d.device.starts_with(p)))
         .map(|d| {
-            let v = d.values;
             // /proc/net/dev: rx bytes packets errs drop ... tx bytes packets errs drop ...
-            (d.device, [v[0], v[1], v[3], v[2], v[8], v[9], v[11], v[10]])
+            let v = d.values;
+            Interface {
+                name: d.device,
+                rx_bytes: v[0],
+                rx_packets: v[1],
+                rx_errors: v[2],
+                rx_dropped: v[3],
+                tx_bytes: v[8],
+                tx_packets: v[9],
+                tx_errors: v[10],
+                tx_dropped: v[11],
+            }
         })
         .collect()
 }
@@ -499,17 +493,12 @@ impl CgroupCollector {
             {
                 entry.network = network_of(&self.paths, *pid);
             }
-            entry.devices = entry
-                .stats
-                .blkio
-                .iter()
-                .map(|d| {
-                    devices
-                        .get(&(d.major, d.minor))
-                        .cloned()
-                        .unwrap_or_else(|| format!("{}:{}", d.major, d.minor))
-                })
-                .collect();
+            for d in &mut entry.stats.blkio {
+                d.device = devices
+                    .get(&(d.major, d.minor))
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}:{}", d.major, d.minor));
+            }
             entries.push(entry);
         }
         Ok(ContainersSample {
@@ -532,16 +521,14 @@ impl CgroupCollector {
                     .cgroup_path
                     .clone()
                     .unwrap_or_else(|| format!("/docker/{id}"));
+                let mut stats = s.stats.clone();
+                for d in &mut stats.blkio {
+                    d.device = format!("{}:{}", d.major, d.minor);
+                }
                 Some(ContainerEntry {
                     identity: Identity::from_meta(path, meta, &columns),
-                    stats: s.stats.clone(),
+                    stats,
                     network: s.network.clone(),
-                    devices: s
-                        .stats
-                        .blkio
-                        .iter()
-                        .map(|d| format!("{}:{}", d.major, d.minor))
-                        .collect(),
                     start_time: meta.started_at,
                     health: Some(health_value(meta)),
                     ..Default::default()
@@ -597,10 +584,6 @@ fn now() -> f64 {
 }
 
 impl Collector for CgroupCollector {
-    fn name(&self) -> &'static str {
-        "cgroup"
-    }
-
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         match self.layout() {
             Ok(layout) => match self.read_cgroups(&layout) {
@@ -617,3 +600,4 @@ impl Collector for CgroupCollector {
         }
     }
 }
+

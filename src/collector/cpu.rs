@@ -1,41 +1,28 @@
 //! `cpu`: per-CPU time by mode from /proc/stat.
 
+use crate::sample::node::{CpuSample, CpuTimes};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Paths, num, read, user_hz};
+use super::{Built, Context, Decl, Paths, read};
+use crate::parse::{num, user_hz};
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-/// The modes of a /proc/stat `cpuN` line, in file order. `guest` and `guest_nice` are reported separately
-/// (node_cpu_guest_seconds_total), as node_exporter does.
-pub const MODES: [&str; 10] = [
-    "user",
-    "nice",
-    "system",
-    "idle",
-    "iowait",
-    "irq",
-    "softirq",
-    "steal",
-    "guest",
-    "guest_nice",
-];
+pub(crate) const DECL: Decl = Decl {
+    name: "cpu",
+    default_enabled: true,
+    build,
+};
 
-/// Seconds spent in each mode by one CPU. A mode the kernel does not report is `None`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CpuTimes {
-    pub cpu: String,
-    pub seconds: [Option<f64>; 10],
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CpuSample {
-    pub cpus: Vec<CpuTimes>,
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(CpuCollector::new(cx.paths.clone()))))
 }
 
 /// Parses the `cpuN` lines of /proc/stat (the aggregate `cpu` line is skipped).
-pub fn parse(text: &str, hz: f64) -> Result<CpuSample, String> {
+pub(crate) fn parse(text: &str, hz: f64) -> Result<CpuSample, String> {
     let mut cpus = Vec::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("cpu") else {
@@ -74,14 +61,14 @@ pub fn parse(text: &str, hz: f64) -> Result<CpuSample, String> {
 /// counter goes back by less than this many seconds, so rates never see a negative step.
 const JUMP_BACK_SECONDS: f64 = 3.0;
 
-pub struct CpuCollector {
+pub(crate) struct CpuCollector {
     paths: Paths,
     hz: f64,
     previous: Mutex<HashMap<String, [Option<f64>; 10]>>,
 }
 
 impl CpuCollector {
-    pub fn new(paths: Paths) -> Self {
+    pub(crate) fn new(paths: Paths) -> Self {
         CpuCollector {
             paths,
             hz: user_hz(),
@@ -110,14 +97,80 @@ impl CpuCollector {
 }
 
 impl Collector for CpuCollector {
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let path = self.paths.proc("stat");
         let mut sample =
             parse(&read(&path)?, self.hz).map_err(|e| CollectError::parse(&path, e))?;
         self.keep_monotonic(&mut sample);
         Ok(Box::new(sample))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{clk_tck, procfs_member, fields_of, f};
+    use crate::sample::node::MODES;
+
+    #[test]
+    fn cpu_per_mode_seconds_from_fixture() {
+        let text = procfs_member("fixtures/proc/stat");
+        let hz = clk_tck();
+        let s = parse(&text, hz).unwrap();
+        let cpu_lines = text
+            .lines()
+            .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+            .count();
+        assert_eq!(s.cpus.len(), cpu_lines);
+        for c in &s.cpus {
+            let raw = fields_of(&text, &format!("cpu{} ", c.cpu));
+            for (i, mode) in MODES.iter().enumerate() {
+                assert_eq!(
+                    c.seconds[i],
+                    Some(f(raw[i + 1]) / hz),
+                    "cpu{} {mode}",
+                    c.cpu
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_hostile() {
+        let text = procfs_member("fixtures/proc/stat");
+        // Older kernels print only 4 to 8 fields: the missing modes are absent, not zero.
+        let short = text.replace(
+            "cpu0 44490 19 21045 1087069 220 1 3410 0 0 0",
+            "cpu0 44490 19 21045 1087069",
+        );
+        let s = parse(&short, 100.0).unwrap();
+        assert_eq!(s.cpus[0].seconds[4], None);
+        assert_eq!(s.cpus[0].seconds[3], Some(10870.69));
+        // Truncated line, garbage value, empty file: errors that say what is wrong, never a panic.
+        let truncated: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("cpu1 ") {
+                    "cpu1 47869\n".to_string()
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let err = parse(&truncated, 100.0).unwrap_err();
+        assert!(err.contains("cpu1"), "{err}");
+        assert!(
+            parse(&text.replace("cpu2 46504", "cpu2 46x04"), 100.0)
+                .unwrap_err()
+                .contains("46x04")
+        );
+        assert!(parse("", 100.0).is_err());
+        // Unexpected trailing fields are ignored; huge counters are kept.
+        let extra = text.replace(
+            "cpu3 47054 102 15683 1113230 533 0 60 0 0 0",
+            "cpu3 18446744073709551616 102 15683 1113230 533 0 60 0 0 0 7 7",
+        );
+        let s = parse(&extra, 100.0).unwrap();
+        assert_eq!(s.cpus[3].seconds[0], Some(18446744073709551616.0 / 100.0));
     }
 }

@@ -1,31 +1,29 @@
 //! `diskstats`: per-device I/O statistics from /proc/diskstats.
 
+use crate::sample::node::{DiskStat, DiskstatsSample};
 use regex::Regex;
 
-use super::{Paths, num, read};
+use super::{Built, Context, Decl, Paths, read};
+use crate::parse::num;
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-/// node_exporter's default: partitions and virtual devices whose whole disk is already counted.
-pub const DEFAULT_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+pub(crate) const DECL: Decl = Decl {
+    name: "diskstats",
+    default_enabled: true,
+    build,
+};
 
-/// Sector size used by /proc/diskstats, whatever the device's real sector size.
-pub const SECTOR_BYTES: f64 = 512.0;
-
-/// One device's fields after major, minor and name, in file order. Kernels print 11 (2.6+), 15 (4.18+)
-/// or 17 (5.5+) of them; only those present are kept.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DiskStat {
-    pub device: String,
-    pub fields: Vec<f64>,
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(DiskstatsCollector::new(
+        cx.paths.clone(),
+        cx.flags.diskstats_device_exclude.clone(),
+    ))))
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct DiskstatsSample {
-    pub disks: Vec<DiskStat>,
-}
-
-pub fn parse(text: &str) -> Result<Vec<DiskStat>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<DiskStat>, String> {
     let mut disks = Vec::new();
     for line in text.lines() {
         let mut f = line.split_whitespace();
@@ -58,25 +56,66 @@ pub fn parse(text: &str) -> Result<Vec<DiskStat>, String> {
     Ok(disks)
 }
 
-pub struct DiskstatsCollector {
+pub(crate) struct DiskstatsCollector {
     paths: Paths,
     exclude: Regex,
 }
 
 impl DiskstatsCollector {
-    pub fn new(paths: Paths, exclude: Regex) -> Self {
+    pub(crate) fn new(paths: Paths, exclude: Regex) -> Self {
         DiskstatsCollector { paths, exclude }
     }
 }
 
 impl Collector for DiskstatsCollector {
-    fn name(&self) -> &'static str {
-        "diskstats"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let path = self.paths.proc("diskstats");
         let mut disks = parse(&read(&path)?).map_err(|e| CollectError::parse(&path, e))?;
         disks.retain(|d| !self.exclude.is_match(&d.device));
         Ok(Box::new(DiskstatsSample { disks }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{f, procfs_member};
+
+    #[test]
+    fn diskstats_from_fixture() {
+        let text = procfs_member("fixtures/proc/diskstats");
+        let disks = parse(&text).unwrap();
+        // The fixture has one device name twice (sdb/sdc lines reuse major 8): each device is reported once.
+        let mut names: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        names.dedup();
+        assert!(disks.len() <= names.len());
+        for d in &disks {
+            let line = text
+                .lines()
+                .find(|l| l.split_whitespace().nth(2) == Some(&d.device))
+                .unwrap();
+            let raw: Vec<f64> = line.split_whitespace().skip(3).take(17).map(f).collect();
+            assert_eq!(d.fields, raw, "{}", d.device);
+        }
+        // 11-, 15- and 17-field kernels are all in the fixture.
+        let lens: std::collections::BTreeSet<usize> = disks.iter().map(|d| d.fields.len()).collect();
+        assert_eq!(lens, [11usize, 15, 17].into_iter().collect());
+    }
+
+    #[test]
+    fn diskstats_hostile() {
+        assert!(
+            parse("   8       0 sda 1 2 3")
+                .unwrap_err()
+                .contains("sda")
+        );
+        assert!(parse("   8       0").is_err());
+        assert!(parse("   x       0 sda 1 2 3 4 5 6 7 8 9 10 11").is_err());
+        let extra = "   8       0 sda 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20";
+        assert_eq!(parse(extra).unwrap()[0].fields.len(), 17);
+        assert!(parse("").unwrap().is_empty());
     }
 }

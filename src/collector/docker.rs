@@ -1,50 +1,51 @@
 //! `docker`: container state and restarts from the Docker identity cache (kept current in the background
 //! by the events stream). Covers containers that have no cgroup (created, exited, dead) too.
 
+use crate::sample::container::{DockerContainer, DockerSample};
 use std::sync::Arc;
 
+use super::{Built, Context, Decl};
 use crate::expose::Exposable;
 use crate::identity::{Identity, LabelAllowlist};
 use crate::scrape::{CollectError, Collector};
 use crate::source::MetaStore;
 
-/// The states `stevedore_container_state` reports, one series each (1 for the current one).
-pub const STATES: [&str; 7] = [
-    "created",
-    "running",
-    "paused",
-    "restarting",
-    "removing",
-    "exited",
-    "dead",
-];
+pub(crate) const DECL: Decl = Decl {
+    name: "docker",
+    default_enabled: true,
+    build,
+};
 
-#[derive(Debug, Clone)]
-pub struct DockerContainer {
-    pub identity: Identity,
-    pub state: String,
-    pub restarts: f64,
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    let Some(meta) = &cx.shared.docker_meta else {
+        return Ok(Built::Skip("the docker source is not running".into()));
+    };
+    // With a pod source, the kubernetes collector owns the container state families and reports
+    // Docker's containers outside pods too.
+    if cx.shared.pods.is_some() && cx.enabled("kubernetes") {
+        return Ok(Built::Skip(
+            "the kubernetes collector reports Docker's container states".into(),
+        ));
+    }
+    Ok(Built::Run(Arc::new(DockerCollector::new(
+        meta.clone(),
+        cx.docker_labels(),
+    ))))
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct DockerSample {
-    pub columns: Vec<(String, String)>,
-    pub containers: Vec<DockerContainer>,
-}
-
-pub struct DockerCollector {
+pub(crate) struct DockerCollector {
     meta: Arc<MetaStore>,
     allow: LabelAllowlist,
 }
 
 impl DockerCollector {
-    pub fn new(meta: Arc<MetaStore>, allow: LabelAllowlist) -> Self {
+    pub(crate) fn new(meta: Arc<MetaStore>, allow: LabelAllowlist) -> Self {
         DockerCollector { meta, allow }
     }
 }
 
 impl DockerCollector {
-    pub fn sample(&self) -> DockerSample {
+    pub(crate) fn sample(&self) -> DockerSample {
         let metas = self.meta.snapshot();
         let columns = self.allow.columns(metas.values().map(|m| &**m));
         let mut containers: Vec<DockerContainer> = metas
@@ -70,10 +71,8 @@ impl DockerCollector {
 }
 
 impl Collector for DockerCollector {
-    fn name(&self) -> &'static str {
-        "docker"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         Ok(Box::new(self.sample()))
     }
 }
+

@@ -4,6 +4,7 @@
 //! say) is reported with `node_filesystem_device_error` 1 and is not asked again until the stuck call
 //! returns, so a hung mount never hangs the scrape and never piles up threads.
 
+use crate::sample::node::{Mount, FsUsage, FsStat, FilesystemSample};
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -13,46 +14,23 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use super::{Paths, read};
+use super::{Built, Context, Decl, Paths, read};
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-/// node_exporter's default mount points to ignore (Linux).
-pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
-    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
-/// node_exporter's default filesystem types to ignore (Linux).
-pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+pub(crate) const DECL: Decl = Decl {
+    name: "filesystem",
+    default_enabled: true,
+    build,
+};
 
-/// One line of /proc/<pid>/mountinfo, with the octal escapes (`\040` for a space) decoded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mount {
-    pub device: String,
-    pub mountpoint: String,
-    pub fstype: String,
-    pub read_only: bool,
-}
-
-/// statvfs figures of one filesystem, in bytes and inodes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FsUsage {
-    pub size: f64,
-    pub free: f64,
-    pub avail: f64,
-    pub files: f64,
-    pub files_free: f64,
-    pub read_only: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FsStat {
-    pub mount: Mount,
-    /// `None`: statvfs failed or timed out (device_error).
-    pub usage: Option<FsUsage>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilesystemSample {
-    pub filesystems: Vec<FsStat>,
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(FilesystemCollector::new(
+        cx.paths.clone(),
+        cx.flags.fs_mount_points_exclude.clone(),
+        cx.flags.fs_types_exclude.clone(),
+        cx.flags.fs_mount_timeout,
+    ))))
 }
 
 fn unescape(s: &str) -> String {
@@ -80,7 +58,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Parses mountinfo: `id parent maj:min root mountpoint options [optional...] - fstype source superopts`.
-pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, String> {
+pub(crate) fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, String> {
     let mut mounts = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() {
@@ -106,7 +84,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, String> {
 }
 
 /// statvfs(3) of a path.
-pub fn statvfs(path: &Path) -> std::io::Result<FsUsage> {
+pub(crate) fn statvfs(path: &Path) -> std::io::Result<FsUsage> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: c is a valid NUL-terminated path; st is a plain C struct that statvfs fills.
@@ -125,7 +103,7 @@ pub fn statvfs(path: &Path) -> std::io::Result<FsUsage> {
     })
 }
 
-pub struct FilesystemCollector {
+pub(crate) struct FilesystemCollector {
     paths: Paths,
     mount_points_exclude: Regex,
     fs_types_exclude: Regex,
@@ -175,7 +153,7 @@ fn spawn_worker(in_flight: Arc<Mutex<HashSet<String>>>) -> Option<mpsc::Sender<J
 }
 
 impl FilesystemCollector {
-    pub fn new(
+    pub(crate) fn new(
         paths: Paths,
         mount_points_exclude: Regex,
         fs_types_exclude: Regex,
@@ -228,10 +206,6 @@ impl FilesystemCollector {
 }
 
 impl Collector for FilesystemCollector {
-    fn name(&self) -> &'static str {
-        "filesystem"
-    }
-
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let mounts = self.mounts()?;
         let mut results: Vec<Option<FsUsage>> = vec![None; mounts.len()];
@@ -317,5 +291,34 @@ mod tests {
         assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
         assert_eq!(unescape(r"/a\\b"), r"/a\\b");
         assert_eq!(unescape(r"/end\04"), r"/end\04");
+    }
+
+    use crate::testutil::{procfs_member};
+
+    #[test]
+    fn mountinfo_from_fixture() {
+        let text = procfs_member("fixtures/proc/26231/mountinfo");
+        let mounts = parse_mountinfo(&text).unwrap();
+        assert_eq!(mounts.len(), text.lines().count());
+        for (m, line) in mounts.iter().zip(text.lines()) {
+            let f: Vec<&str> = line.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-").unwrap();
+            assert_eq!(m.mountpoint, f[4]);
+            assert_eq!(m.fstype, f[sep + 1]);
+            assert_eq!(m.device, f[sep + 2]);
+            assert_eq!(m.read_only, f[5].split(',').any(|o| o == "ro"));
+        }
+    }
+
+    #[test]
+    fn mountinfo_hostile() {
+        assert!(
+            parse_mountinfo("21 0 8:1 / / rw,relatime shared:1 ext4 /dev/sda1 rw").is_err()
+        );
+        assert!(parse_mountinfo("21 0 8:1 / - ext4").is_err());
+        let m = parse_mountinfo("21 0 8:1 / /mnt/a\\040b ro - ext4 /dev/sda1 rw").unwrap();
+        assert_eq!(m[0].mountpoint, "/mnt/a b");
+        assert!(m[0].read_only);
+        assert!(parse_mountinfo("").unwrap().is_empty());
     }
 }

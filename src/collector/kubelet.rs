@@ -5,25 +5,38 @@
 
 use std::sync::Arc;
 
-use super::cgroup::{ContainerEntry, ContainersSample, Level};
-use crate::cgroup::{CgroupStats, CpuStats, MemoryStats};
+use crate::sample::container::{ContainerEntry, ContainersSample, Level};
+use crate::sample::kubelet::KubeletSample;
+use crate::sample::container::{CgroupStats, CpuStats, MemoryStats};
+use super::{Built, Context, Decl};
 use crate::expose::Exposable;
 use crate::identity::Identity;
 use crate::scrape::{CollectError, Collector};
-use crate::source::kubelet::{self, Summary, SummaryCache};
+use crate::sample::kubelet::{self as kubelet, Summary};
+use crate::source::kubelet::{Latest, SummaryCache, unix_seconds};
 use crate::source::kubernetes::{PodIndex, PodStore};
 
-#[derive(Debug, Clone)]
-pub struct KubeletSample {
-    pub summary: Arc<Summary>,
-    pub pod_columns: Vec<(String, String)>,
-    /// Pod label values by position in `summary.pods`.
-    pub pod_values: Vec<Vec<String>>,
-    /// Container, pod and node usage from the summary (cgroups not readable).
-    pub usage: Option<ContainersSample>,
+pub(crate) const DECL: Decl = Decl {
+    name: "kubelet",
+    default_enabled: true,
+    build,
+};
+
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    let Some(cache) = &cx.shared.summary else {
+        return Ok(Built::Skip(
+            "no kubelet source (--kubelet.url unset, not in a pod)".into(),
+        ));
+    };
+    Ok(Built::Run(Arc::new(KubeletCollector::new(
+        cache.clone(),
+        cx.shared.pods.clone(),
+        cx.pod_columns(),
+        cx.shared.usage_from_summary,
+    ))))
 }
 
-pub struct KubeletCollector {
+pub(crate) struct KubeletCollector {
     cache: Arc<SummaryCache>,
     pods: Option<PodStore>,
     pod_columns: Vec<(String, String)>,
@@ -31,7 +44,7 @@ pub struct KubeletCollector {
 }
 
 impl KubeletCollector {
-    pub fn new(
+    pub(crate) fn new(
         cache: Arc<SummaryCache>,
         pods: Option<PodStore>,
         pod_columns: Vec<(String, String)>,
@@ -54,11 +67,14 @@ fn stats(cpu: Option<&kubelet::CpuStats>, mem: Option<&kubelet::MemoryStats>) ->
                 usage_seconds: Some(ns / 1e9),
                 ..Default::default()
             }),
-        memory: mem.map(|m| MemoryStats {
-            usage: m.usage_bytes,
-            working_set: m.working_set_bytes,
-            rss: m.rss_bytes,
-            ..Default::default()
+        memory: mem.map(|m| {
+            let mut stats = MemoryStats {
+                usage: m.usage_bytes,
+                working_set: m.working_set_bytes,
+                ..Default::default()
+            };
+            stats.set_stat("anon", m.rss_bytes);
+            stats
         }),
         ..Default::default()
     }
@@ -66,7 +82,7 @@ fn stats(cpu: Option<&kubelet::CpuStats>, mem: Option<&kubelet::MemoryStats>) ->
 
 /// The cAdvisor-shaped usage families from a summary, labelled as the kubelet labels its own
 /// /metrics/cadvisor series (cgroupfs-form `id`, runtime id as `name`) where the pod store tells.
-pub fn usage_from(
+pub(crate) fn usage_from(
     summary: &Summary,
     index: &PodIndex,
     columns: &[(String, String)],
@@ -120,7 +136,7 @@ pub fn usage_from(
                 level: Level::Container,
                 identity,
                 stats: stats(c.cpu.as_ref(), c.memory.as_ref()),
-                start_time: c.start_time.as_deref().and_then(kubelet::unix_seconds),
+                start_time: c.start_time.as_deref().and_then(unix_seconds),
                 ..Default::default()
             });
         }
@@ -133,18 +149,19 @@ pub fn usage_from(
 }
 
 impl Collector for KubeletCollector {
-    fn name(&self) -> &'static str {
-        "kubelet"
-    }
-
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
-        let Some(summary) = self.cache.get() else {
-            if !self.cache.polled() {
-                return Ok(Box::new(crate::expose::Nothing));
+        let summary = match self.cache.get() {
+            Latest::Summary(s) => s,
+            Latest::NotYet => {
+                return Err(CollectError::NoDataYet(
+                    "the kubelet source's first poll has not returned yet",
+                ));
             }
-            return Err(CollectError::Other(
-                "no current kubelet summary (see the kubelet source's log line)".into(),
-            ));
+            Latest::Failed => {
+                return Err(CollectError::Other(
+                    "no current kubelet summary (see the kubelet source's log line)".into(),
+                ));
+            }
         };
         let index = self
             .pods
@@ -173,3 +190,4 @@ impl Collector for KubeletCollector {
         }))
     }
 }
+

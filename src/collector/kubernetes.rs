@@ -3,44 +3,45 @@
 //! current. When the docker source runs too, this collector also reports the Docker containers that belong
 //! to no pod, so each `stevedore_container_*` family has one owner.
 
+use crate::sample::container::{KubeContainer, KubeSample};
 use std::sync::Arc;
 
-use super::docker::{DockerCollector, DockerContainer};
+use super::docker::DockerCollector;
+use super::{Built, Context, Decl};
+use crate::sample::container::DockerContainer;
 use crate::expose::Exposable;
 use crate::identity::Identity;
 use crate::scrape::{CollectError, Collector};
 use crate::source::kubernetes::{PodIndex, PodStore};
 
-/// The states the kubelet reports for a container, one series each.
-pub const STATES: [&str; 3] = ["waiting", "running", "terminated"];
+pub(crate) const DECL: Decl = Decl {
+    name: "kubernetes",
+    default_enabled: true,
+    build,
+};
 
-#[derive(Debug, Clone)]
-pub struct KubeContainer {
-    pub identity: Identity,
-    pub state: Option<&'static str>,
-    pub restarts: Option<f64>,
-    pub last_terminated_reason: Option<String>,
-    pub requests: Vec<(String, f64)>,
-    pub limits: Vec<(String, f64)>,
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    let Some(pods) = &cx.shared.pods else {
+        return Ok(Built::Skip("no pod source (not on Kubernetes)".into()));
+    };
+    let docker = (cx.shared.docker_meta.as_ref())
+        .filter(|_| cx.enabled("docker"))
+        .map(|meta| Arc::new(DockerCollector::new(meta.clone(), cx.docker_labels())));
+    Ok(Built::Run(Arc::new(KubernetesCollector::new(
+        pods.clone(),
+        cx.pod_columns(),
+        docker,
+    ))))
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct KubeSample {
-    /// Docker label columns, then pod label columns.
-    pub columns: Vec<(String, String)>,
-    pub containers: Vec<KubeContainer>,
-    /// Docker containers outside any pod (state and restarts from Docker).
-    pub docker: Vec<DockerContainer>,
-}
-
-pub struct KubernetesCollector {
+pub(crate) struct KubernetesCollector {
     pods: PodStore,
     pod_columns: Vec<(String, String)>,
     docker: Option<Arc<DockerCollector>>,
 }
 
 impl KubernetesCollector {
-    pub fn new(
+    pub(crate) fn new(
         pods: PodStore,
         pod_columns: Vec<(String, String)>,
         docker: Option<Arc<DockerCollector>>,
@@ -52,7 +53,7 @@ impl KubernetesCollector {
         }
     }
 
-    pub fn sample(&self) -> KubeSample {
+    pub(crate) fn sample(&self) -> KubeSample {
         let index = PodIndex::from_store(&self.pods);
         let (mut columns, docker) = match &self.docker {
             Some(d) => {
@@ -115,11 +116,8 @@ impl KubernetesCollector {
 }
 
 impl Collector for KubernetesCollector {
-    fn name(&self) -> &'static str {
-        "kubernetes"
-    }
-
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         Ok(Box::new(self.sample()))
     }
 }
+

@@ -1,24 +1,28 @@
 //! `machine`: cAdvisor's machine facts (`machine_cpu_cores`, `machine_memory_bytes`) with its
 //! `boot_id`, `machine_id`, `system_uuid` labels, so cAdvisor-based dashboards find them.
 
+use crate::sample::node::{MachineSample};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Paths, meminfo, read};
+use super::{Built, Context, Decl, Paths, meminfo, read};
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct MachineSample {
-    pub cpu_cores: Option<f64>,
-    pub memory_bytes: Option<f64>,
-    pub boot_id: String,
-    pub machine_id: String,
-    pub system_uuid: String,
+pub(crate) const DECL: Decl = Decl {
+    name: "machine",
+    default_enabled: true,
+    build,
+};
+
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(MachineCollector::new(cx.paths.clone()))))
 }
 
 /// Logical CPUs: the `processor` entries of /proc/cpuinfo (what cAdvisor counts).
-pub fn count_processors(cpuinfo: &str) -> usize {
+pub(crate) fn count_processors(cpuinfo: &str) -> usize {
     cpuinfo
         .lines()
         .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
@@ -29,13 +33,13 @@ pub fn count_processors(cpuinfo: &str) -> usize {
 /// they are read again at most this often, as cAdvisor refreshes its machine info periodically.
 const REFRESH: Duration = Duration::from_secs(60);
 
-pub struct MachineCollector {
+pub(crate) struct MachineCollector {
     paths: Paths,
     cached: Mutex<Option<(Instant, MachineSample)>>,
 }
 
 impl MachineCollector {
-    pub fn new(paths: Paths) -> Self {
+    pub(crate) fn new(paths: Paths) -> Self {
         MachineCollector {
             paths,
             cached: Mutex::new(None),
@@ -52,9 +56,6 @@ impl MachineCollector {
 }
 
 impl Collector for MachineCollector {
-    fn name(&self) -> &'static str {
-        "machine"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, sample)) = cached.as_ref()
@@ -85,5 +86,19 @@ impl MachineCollector {
             ]),
             system_uuid: self.first_line(&[self.paths.sys("class/dmi/id/product_uuid")]),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{procfs_member};
+
+    #[test]
+    fn cpuinfo_processor_count_from_fixture() {
+        let text = procfs_member("fixtures/proc/cpuinfo");
+        let expected = text.lines().filter(|l| l.starts_with("processor")).count();
+        assert!(expected > 0);
+        assert_eq!(count_processors(&text), expected);
     }
 }

@@ -1,19 +1,21 @@
 //! `meminfo`: every /proc/meminfo field as `node_memory_<Field>[_bytes]`, named as node_exporter does.
 
-use super::{Paths, num, read};
+use crate::sample::node::{MeminfoSample};
+use super::{Built, Context, Decl, Paths, read};
+use crate::parse::num;
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-/// `(metric name suffix, value)`: `MemTotal_bytes`, `Active_anon_bytes`, `HugePages_Total`, ...
-#[derive(Debug, Clone, PartialEq)]
-pub struct MeminfoSample {
-    pub fields: Vec<(String, f64)>,
-}
+pub(crate) const DECL: Decl = Decl {
+    name: "meminfo",
+    default_enabled: true,
+    build,
+};
 
-impl MeminfoSample {
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
-    }
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(MeminfoCollector::new(cx.paths.clone()))))
 }
 
 /// `Active(anon)` becomes `Active_anon` (node_exporter's rule); anything else outside `[A-Za-z0-9_]`
@@ -26,7 +28,7 @@ fn field_name(key: &str) -> String {
     crate::identity::sanitize(&key)
 }
 
-pub fn parse(text: &str) -> Result<MeminfoSample, String> {
+pub(crate) fn parse(text: &str) -> Result<MeminfoSample, String> {
     let mut fields: Vec<(String, f64)> = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() {
@@ -63,23 +65,70 @@ pub fn parse(text: &str) -> Result<MeminfoSample, String> {
     Ok(MeminfoSample { fields })
 }
 
-pub struct MeminfoCollector {
+pub(crate) struct MeminfoCollector {
     paths: Paths,
 }
 
 impl MeminfoCollector {
-    pub fn new(paths: Paths) -> Self {
+    pub(crate) fn new(paths: Paths) -> Self {
         MeminfoCollector { paths }
     }
 }
 
 impl Collector for MeminfoCollector {
-    fn name(&self) -> &'static str {
-        "meminfo"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let path = self.paths.proc("meminfo");
         let s = parse(&read(&path)?).map_err(|e| CollectError::parse(&path, e))?;
         Ok(Box::new(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{procfs_member, fields_of, f};
+
+    #[test]
+    fn meminfo_from_fixture() {
+        let text = procfs_member("fixtures/proc/meminfo");
+        let s = parse(&text).unwrap();
+        assert_eq!(s.fields.len(), text.lines().count());
+        assert_eq!(
+            s.get("MemTotal_bytes"),
+            Some(f(fields_of(&text, "MemTotal:")[1]) * 1024.0)
+        );
+        assert_eq!(
+            s.get("Active_anon_bytes"),
+            Some(f(fields_of(&text, "Active(anon):")[1]) * 1024.0)
+        );
+        assert_eq!(
+            s.get("HugePages_Total"),
+            Some(f(fields_of(&text, "HugePages_Total:")[1]))
+        );
+        assert_eq!(
+            s.get("VmallocTotal_bytes"),
+            Some(f(fields_of(&text, "VmallocTotal:")[1]) * 1024.0)
+        );
+    }
+
+    #[test]
+    fn meminfo_hostile() {
+        assert!(parse("").is_err());
+        assert!(
+            parse("MemTotal:\n")
+                .unwrap_err()
+                .contains("MemTotal")
+        );
+        assert!(parse("MemTotal 1 kB\n").is_err());
+        assert!(
+            parse("MemTotal: 1 MB\n")
+                .unwrap_err()
+                .contains("unit")
+        );
+        // Strange key characters can never make an invalid metric name.
+        let s = parse("Weird key{x}: 5 kB\n").unwrap();
+        assert_eq!(s.fields[0].0, "Weird_key_x__bytes");
+        let s = parse("Huge: 99999999999999999999 kB\n").unwrap();
+        assert_eq!(s.fields[0].1, 99999999999999999999.0 * 1024.0);
     }
 }

@@ -1,67 +1,47 @@
 //! `pressure`: pressure stall information (PSI) totals from /proc/pressure/{cpu,io,memory,irq}.
 
-use super::{Paths, num};
+use crate::sample::node::{PressureSample};
+use super::{Built, Context, Decl, Paths};
+use crate::parse::{Psi, parse_psi};
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-/// `some` and `full` totals of one resource, in seconds. A line the kernel does not give is `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Psi {
-    pub some: Option<f64>,
-    pub full: Option<f64>,
-}
+pub(crate) const DECL: Decl = Decl {
+    name: "pressure",
+    default_enabled: true,
+    build,
+};
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PressureSample {
-    pub cpu: Psi,
-    pub io: Psi,
-    pub memory: Psi,
-    /// Only on kernels with CONFIG_IRQ_TIME_ACCOUNTING and PSI irq (6.1+).
-    pub irq: Option<Psi>,
-}
-
-/// Parses one PSI file (`some avg10=.. avg60=.. avg300=.. total=<µs>` / `full ...`).
-pub fn parse(text: &str) -> Result<Psi, String> {
-    let mut psi = Psi::default();
-    for line in text.lines() {
-        let mut f = line.split_whitespace();
-        let Some(kind) = f.next() else { continue };
-        let total = f
-            .find_map(|kv| kv.strip_prefix("total="))
-            .ok_or_else(|| format!("no total= in line {line:?}"))?;
-        let v = num(total).ok_or_else(|| format!("bad total {total:?}"))? / 1e6;
-        match kind {
-            "some" => psi.some = Some(v),
-            "full" => psi.full = Some(v),
-            _ => return Err(format!("unexpected line {line:?}")),
-        }
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    let dir = cx.paths.proc("pressure");
+    if !dir.is_dir() {
+        return Ok(Built::Skip(format!(
+            "{} is missing: the kernel has no PSI (needs Linux 4.20+ with CONFIG_PSI)",
+            dir.display()
+        )));
     }
-    if psi.some.is_none() {
-        return Err("no 'some' line".to_string());
-    }
-    Ok(psi)
+    Ok(Built::Run(Arc::new(PressureCollector::new(cx.paths.clone()))))
 }
 
-pub struct PressureCollector {
+pub(crate) struct PressureCollector {
     paths: Paths,
 }
 
 impl PressureCollector {
-    pub fn new(paths: Paths) -> Self {
+    pub(crate) fn new(paths: Paths) -> Self {
         PressureCollector { paths }
     }
 
     fn read(&self, resource: &str) -> Result<Psi, CollectError> {
         let path = self.paths.proc(&format!("pressure/{resource}"));
         let text = std::fs::read_to_string(&path).map_err(|e| CollectError::io(&path, e))?;
-        parse(&text).map_err(|e| CollectError::parse(&path, e))
+        parse_psi(&text).map_err(|e| CollectError::parse(&path, e))
     }
 }
 
 impl Collector for PressureCollector {
-    fn name(&self) -> &'static str {
-        "pressure"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let irq = match self.read("irq") {
             Ok(p) => Some(p),
@@ -78,5 +58,35 @@ impl Collector for PressureCollector {
             memory: self.read("memory")?,
             irq,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{procfs_member, f};
+    use crate::parse::parse_psi;
+
+    #[test]
+    fn pressure_from_fixture() {
+        for res in ["cpu", "io", "memory"] {
+            let text = procfs_member(&format!("fixtures/proc/pressure/{res}"));
+            let p = parse_psi(&text).unwrap();
+            let total = |kind: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(kind))
+                    .map(|l| f(l.rsplit("total=").next().unwrap()) / 1e6)
+            };
+            assert_eq!(p.some, total("some"), "{res}");
+            assert_eq!(p.full, total("full"), "{res}");
+        }
+    }
+
+    #[test]
+    fn pressure_hostile() {
+        assert!(parse_psi("some").is_err());
+        assert!(parse_psi("some avg10=0.00").is_err());
+        assert!(parse_psi("").is_err());
+        assert!(parse_psi("some total=abc").is_err());
+        assert!(parse_psi("other avg10=1 total=5").is_err());
     }
 }

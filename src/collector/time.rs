@@ -1,24 +1,22 @@
 //! `time`: the system clock, the local time zone, and clock sources from sysfs.
 
+use crate::sample::node::{ClockSource, TimeSample};
 use std::ffi::CStr;
 
-use super::Paths;
+use super::{Built, Context, Decl, Paths};
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClockSource {
-    /// The N of clocksourceN.
-    pub device: String,
-    pub available: Vec<String>,
-    pub current: Option<String>,
-}
+pub(crate) const DECL: Decl = Decl {
+    name: "time",
+    default_enabled: true,
+    build,
+};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimeSample {
-    pub now: f64,
-    pub zone: Option<(String, f64)>,
-    pub clocksources: Vec<ClockSource>,
+fn build(cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(TimeCollector::new(cx.paths.clone()))))
 }
 
 /// The local time zone's abbreviation and offset from UTC in seconds (honours TZ and /etc/localtime).
@@ -38,7 +36,7 @@ fn local_zone(now: i64) -> Option<(String, f64)> {
 }
 
 /// Reads every clocksourceN folder under `<sysfs>/devices/system/clocksource`.
-pub fn read_clocksources(paths: &Paths) -> Vec<ClockSource> {
+pub(crate) fn read_clocksources(paths: &Paths) -> Vec<ClockSource> {
     let dir = paths.sys("devices/system/clocksource");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -64,20 +62,17 @@ pub fn read_clocksources(paths: &Paths) -> Vec<ClockSource> {
     out
 }
 
-pub struct TimeCollector {
+pub(crate) struct TimeCollector {
     paths: Paths,
 }
 
 impl TimeCollector {
-    pub fn new(paths: Paths) -> Self {
+    pub(crate) fn new(paths: Paths) -> Self {
         TimeCollector { paths }
     }
 }
 
 impl Collector for TimeCollector {
-    fn name(&self) -> &'static str {
-        "time"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -87,5 +82,39 @@ impl Collector for TimeCollector {
             zone: local_zone(now.as_secs() as i64),
             clocksources: read_clocksources(&self.paths),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{procfs_member, extract_procfs};
+
+    #[test]
+    fn clocksources_from_fixture_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        extract_procfs(dir.path());
+        let paths = crate::collector::Paths {
+            sysfs: dir.path().join("fixtures/sys"),
+            ..Default::default()
+        };
+        let cs = read_clocksources(&paths);
+        let available =
+            procfs_member("fixtures/sys/devices/system/clocksource/clocksource0/available_clocksource");
+        let current =
+            procfs_member("fixtures/sys/devices/system/clocksource/clocksource0/current_clocksource");
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs[0].device, "0");
+        assert_eq!(
+            cs[0].available,
+            available.split_whitespace().collect::<Vec<_>>()
+        );
+        assert_eq!(cs[0].current.as_deref(), Some(current.trim()));
+        // No clocksource folder (a container without /sys): nothing, not an error.
+        let none = crate::collector::Paths {
+            sysfs: dir.path().join("nowhere"),
+            ..Default::default()
+        };
+        assert!(read_clocksources(&none).is_empty());
     }
 }

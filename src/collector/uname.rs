@@ -1,19 +1,23 @@
 //! `uname`: the kernel's identification from uname(2), as node_uname_info.
 
+use crate::sample::node::{UnameSample};
+use super::{Built, Context, Decl};
+use std::sync::Arc;
+
 use crate::expose::Exposable;
 use crate::scrape::{CollectError, Collector};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct UnameSample {
-    pub sysname: String,
-    pub release: String,
-    pub version: String,
-    pub machine: String,
-    pub nodename: String,
-    pub domainname: String,
+pub(crate) const DECL: Decl = Decl {
+    name: "uname",
+    default_enabled: true,
+    build,
+};
+
+fn build(_cx: &Context<'_>) -> Result<Built, String> {
+    Ok(Built::Run(Arc::new(UnameCollector)))
 }
 
-pub struct UnameCollector;
+pub(crate) struct UnameCollector;
 
 fn field(raw: &[libc::c_char]) -> String {
     // The kernel NUL-terminates every field; a field without NUL is read up to its end.
@@ -25,7 +29,7 @@ fn field(raw: &[libc::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-pub fn uname() -> Result<UnameSample, CollectError> {
+pub(crate) fn uname() -> Result<UnameSample, CollectError> {
     // SAFETY: utsname is a plain C struct that uname(2) fills.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     if unsafe { libc::uname(&mut u) } != 0 {
@@ -45,10 +49,8 @@ pub fn uname() -> Result<UnameSample, CollectError> {
 }
 
 impl Collector for UnameCollector {
-    fn name(&self) -> &'static str {
-        "uname"
-    }
     fn collect(&self) -> Result<Box<dyn Exposable>, CollectError> {
         Ok(Box::new(uname()?))
     }
 }
+

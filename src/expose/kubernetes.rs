@@ -3,11 +3,11 @@
 
 use std::fmt;
 
-use super::container::{StateRow, state_families, with};
+use super::container::{StateRow, docker_state_rows, state_families};
 use super::{Exposable, Out};
-use crate::collector::kubelet::KubeletSample;
-use crate::collector::kubernetes::{KubeSample, STATES};
-use crate::source::kubelet::{FsStats, InterfaceStats};
+use crate::sample::container::{KubeSample, POD_CONTAINER_STATES};
+use crate::sample::kubelet::KubeletSample;
+use crate::sample::kubelet::{FsStats, InterfaceStats};
 
 impl Exposable for KubeSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
@@ -16,22 +16,13 @@ impl Exposable for KubeSample {
             .iter()
             .map(|c| c.identity.labels(&self.columns))
             .collect();
-        let mut rows: Vec<StateRow<'_>> = self
-            .docker
-            .iter()
-            .map(|c| StateRow {
-                labels: c.identity.labels(&self.columns),
-                state: &c.state,
-                domain: &crate::collector::docker::STATES,
-                restarts: Some(c.restarts),
-            })
-            .collect();
+        let mut rows: Vec<StateRow<'_>> = docker_state_rows(&self.docker, &self.columns);
         for (c, l) in self.containers.iter().zip(&labels) {
             if let Some(state) = c.state {
                 rows.push(StateRow {
                     labels: l.clone(),
                     state,
-                    domain: &STATES,
+                    domain: &POD_CONTAINER_STATES,
                     restarts: c.restarts,
                 });
             }
@@ -50,10 +41,10 @@ impl Exposable for KubeSample {
                 "Why the container's previous run ended (kubelet's lastState.terminated.reason), 1 per container.",
             )?;
             for (reason, l) in reasons() {
-                f.sample(&with(l, ("reason", reason)), 1.0)?;
+                f.sample_with(l, &["reason"], &[reason], 1.0)?;
             }
         }
-        type Get = fn(&crate::collector::kubernetes::KubeContainer) -> &Vec<(String, f64)>;
+        type Get = fn(&crate::sample::container::KubeContainer) -> &Vec<(String, f64)>;
         let families: [(&str, &str, Get); 2] = [
             (
                 "stevedore_container_resource_requests",
@@ -73,7 +64,7 @@ impl Exposable for KubeSample {
             let mut f = out.gauge(name, help)?;
             for (c, l) in self.containers.iter().zip(&labels) {
                 for (resource, v) in get(c) {
-                    f.sample(&with(l, ("resource", resource.as_str())), *v)?;
+                    f.sample_with(l, &["resource"], &[resource.as_str()], *v)?;
                 }
             }
         }
@@ -176,7 +167,7 @@ impl Exposable for KubeletSample {
         let pods = || s.pods.iter().zip(&pod_labels);
 
         for (name, help, get) in POD_NETWORK {
-            let has = |p: &crate::source::kubelet::PodStats| {
+            let has = |p: &crate::sample::kubelet::PodStats| {
                 p.network
                     .as_ref()
                     .is_some_and(|n| n.all().iter().any(|i| get(i).is_some()))
@@ -188,7 +179,7 @@ impl Exposable for KubeletSample {
             for (p, l) in pods() {
                 for i in p.network.iter().flat_map(|n| n.all()) {
                     if let Some(v) = get(i) {
-                        f.sample(&with(l, ("interface", i.name.as_str())), v)?;
+                        f.sample_with(l, &["interface"], &[i.name.as_str()], v)?;
                     }
                 }
             }
@@ -220,12 +211,13 @@ impl Exposable for KubeletSample {
             for (p, l) in pods() {
                 for v in &p.volume {
                     if let Some(x) = get(&v.fs) {
-                        let mut l = with(l, ("volume", v.name.as_str()));
-                        l.push((
-                            "persistentvolumeclaim",
-                            v.pvc_ref.as_ref().map(|r| r.name.as_str()).unwrap_or(""),
-                        ));
-                        f.sample(&l, x)?;
+                        let claim = v.pvc_ref.as_ref().map(|r| r.name.as_str()).unwrap_or("");
+                        f.sample_with(
+                            l,
+                            &["volume", "persistentvolumeclaim"],
+                            &[v.name.as_str(), claim],
+                            x,
+                        )?;
                     }
                 }
             }

@@ -4,32 +4,36 @@
 //! so a series whose object is gone cannot linger. prometheus-client writes OpenMetrics 1.0; the
 //! Prometheus text format 0.0.4 is derived from it by [`to_text_004`].
 
-pub mod container;
-pub mod kubernetes;
-pub mod node;
-pub mod process;
+pub(crate) mod container;
+pub(crate) mod kubernetes;
+pub(crate) mod node;
+pub(crate) mod process;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder, MetricEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::scrape::Snapshot;
+use std::time::Duration;
 
 /// Typed samples that know which families they become. Implementations live in this module's children,
 /// one file per source, so adding a metric touches one file.
-pub trait Exposable: Send + Sync + 'static {
+pub(crate) trait Exposable: Send + Sync + 'static {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result;
 }
 
 /// A sample with no families (a source that has not answered yet).
-pub struct Nothing;
+#[cfg(test)]
+pub(crate) struct Nothing;
 
+#[cfg(test)]
 impl Exposable for Nothing {
     fn expose(&self, _: &mut Out<'_, '_>) -> fmt::Result {
         Ok(())
@@ -37,24 +41,32 @@ impl Exposable for Nothing {
 }
 
 /// Writes families into a prometheus-client descriptor encoder.
-pub struct Out<'a, 'b> {
+pub(crate) struct Out<'a, 'b> {
     enc: &'a mut DescriptorEncoder<'b>,
 }
 
 /// One open family; add samples to it with [`Family::sample`] / [`Family::value`].
-pub struct Family<'s> {
+pub(crate) struct Family<'s> {
     enc: MetricEncoder<'s>,
     kind: MetricType,
 }
 
 impl<'a, 'b> Out<'a, 'b> {
     /// A gauge family. `name` is the full metric name.
-    pub fn gauge<'s>(&'s mut self, name: &'s str, help: &str) -> Result<Family<'s>, fmt::Error> {
+    pub(crate) fn gauge<'s>(
+        &'s mut self,
+        name: &'s str,
+        help: &str,
+    ) -> Result<Family<'s>, fmt::Error> {
         self.family(name, help, MetricType::Gauge)
     }
 
     /// A counter family. `name` is the full metric name **without** `_total` (the encoder adds it).
-    pub fn counter<'s>(&'s mut self, name: &'s str, help: &str) -> Result<Family<'s>, fmt::Error> {
+    pub(crate) fn counter<'s>(
+        &'s mut self,
+        name: &'s str,
+        help: &str,
+    ) -> Result<Family<'s>, fmt::Error> {
         debug_assert!(
             !name.ends_with("_total"),
             "{name}: register counters without _total"
@@ -73,19 +85,19 @@ impl<'a, 'b> Out<'a, 'b> {
     }
 
     /// A family with a single unlabelled sample.
-    pub fn single_gauge(&mut self, name: &str, help: &str, v: f64) -> fmt::Result {
+    pub(crate) fn single_gauge(&mut self, name: &str, help: &str, v: f64) -> fmt::Result {
         self.gauge(name, help)?.value(v)
     }
 
     /// A counter family with a single unlabelled sample.
-    pub fn single_counter(&mut self, name: &str, help: &str, v: f64) -> fmt::Result {
+    pub(crate) fn single_counter(&mut self, name: &str, help: &str, v: f64) -> fmt::Result {
         self.counter(name, help)?.value(v)
     }
 }
 
 impl Family<'_> {
     /// Adds one labelled sample. Non-finite values are skipped: they mean the source gave nothing usable.
-    pub fn sample(&mut self, labels: &[(&str, &str)], v: f64) -> fmt::Result {
+    pub(crate) fn sample(&mut self, labels: &[(&str, &str)], v: f64) -> fmt::Result {
         if !v.is_finite() {
             return Ok(());
         }
@@ -96,29 +108,71 @@ impl Family<'_> {
         }
     }
 
+    /// Adds one sample labelled with `base` and then `names` = `values` (as many values as names).
+    pub(crate) fn sample_with(
+        &mut self,
+        base: &[(&str, &str)],
+        names: &[&str],
+        values: &[&str],
+        v: f64,
+    ) -> fmt::Result {
+        if !v.is_finite() {
+            return Ok(());
+        }
+        let labels = Joined {
+            base,
+            names,
+            values,
+        };
+        let enc = self.enc.encode_family(&labels)?;
+        match self.kind {
+            MetricType::Counter => ConstCounter::new(v).encode(enc),
+            _ => ConstGauge::new(v).encode(enc),
+        }
+    }
+
     /// Adds the unlabelled sample.
-    pub fn value(&mut self, v: f64) -> fmt::Result {
+    pub(crate) fn value(&mut self, v: f64) -> fmt::Result {
         self.sample(&[], v)
+    }
+}
+
+/// A label set made of base pairs and extra names with their values, encoded without joining them.
+struct Joined<'a> {
+    base: &'a [(&'a str, &'a str)],
+    names: &'a [&'a str],
+    values: &'a [&'a str],
+}
+
+impl EncodeLabelSet for Joined<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        for pair in self.base {
+            pair.encode(encoder.encode_label())?;
+        }
+        for (name, value) in self.names.iter().zip(self.values) {
+            (*name, *value).encode(encoder.encode_label())?;
+        }
+        Ok(())
     }
 }
 
 /// Which exposition format a scrape asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Text004,
     OpenMetrics,
 }
 
 impl Format {
     /// OpenMetrics when the Accept header names it, else the Prometheus text format.
-    pub fn negotiate(accept: Option<&str>) -> Format {
+    pub(crate) fn negotiate(accept: Option<&str>) -> Format {
         match accept {
             Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
             _ => Format::Text004,
         }
     }
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Text004 => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -126,34 +180,41 @@ impl Format {
     }
 }
 
-/// The prometheus-client collector for one scrape: a view of a snapshot limited to the selected
-/// collectors, plus the exporter's own metrics.
-#[derive(Clone)]
-struct SnapshotView {
-    snapshot: Arc<Snapshot>,
-    selected: Arc<Vec<&'static str>>,
-    sources: Arc<Vec<(&'static str, bool)>>,
+/// What one collector contributed to a scrape: the render input, made by the scraper.
+pub(crate) struct Part {
+    pub(crate) name: &'static str,
+    pub(crate) duration: Duration,
+    pub(crate) outcome: Outcome,
 }
 
-impl fmt::Debug for SnapshotView {
+/// How a collector's run ended.
+pub(crate) enum Outcome {
+    Ok(Arc<dyn Exposable>),
+    /// Running, but nothing to report yet: no families, success 0, not logged as a failure.
+    NoData,
+    Failed,
+}
+
+/// The prometheus-client collector for one scrape: the selected collectors' parts, plus the exporter's
+/// own metrics.
+struct ScrapeView {
+    parts: Vec<Arc<Part>>,
+    sources: Vec<(&'static str, bool)>,
+}
+
+impl fmt::Debug for ScrapeView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SnapshotView")
-            .field("selected", &self.selected)
+        f.debug_struct("ScrapeView")
+            .field("parts", &self.parts.len())
             .finish()
     }
 }
 
-impl prometheus_client::collector::Collector for SnapshotView {
+impl prometheus_client::collector::Collector for ScrapeView {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let mut out = Out { enc: &mut encoder };
-        let runs: Vec<_> = self
-            .snapshot
-            .runs
-            .iter()
-            .filter(|r| self.selected.contains(&r.name))
-            .collect();
-        for run in &runs {
-            if let Some(output) = &run.output {
+        for part in &self.parts {
+            if let Outcome::Ok(output) = &part.outcome {
                 output.expose(&mut out)?;
             }
         }
@@ -161,25 +222,23 @@ impl prometheus_client::collector::Collector for SnapshotView {
             "stevedore_scrape_collector_duration_seconds",
             "stevedore: Duration of a collector scrape.",
         )?;
-        for run in &runs {
-            f.sample(&[("collector", run.name)][..], run.duration.as_secs_f64())?;
+        for p in &self.parts {
+            f.sample(&[("collector", p.name)][..], p.duration.as_secs_f64())?;
         }
         let mut f = out.gauge(
             "stevedore_scrape_collector_success",
             "stevedore: Whether a collector succeeded.",
         )?;
-        for run in &runs {
-            f.sample(
-                &[("collector", run.name)][..],
-                if run.output.is_some() { 1.0 } else { 0.0 },
-            )?;
+        for p in &self.parts {
+            let ok = matches!(p.outcome, Outcome::Ok(_));
+            f.sample(&[("collector", p.name)][..], if ok { 1.0 } else { 0.0 })?;
         }
         if !self.sources.is_empty() {
             let mut f = out.gauge(
                 "stevedore_source_up",
                 "Whether the background source (docker, docker_stats, kubernetes, kubelet) is connected.",
             )?;
-            for (name, up) in self.sources.iter() {
+            for (name, up) in &self.sources {
                 f.sample(&[("source", name)], if *up { 1.0 } else { 0.0 })?;
             }
         }
@@ -187,43 +246,31 @@ impl prometheus_client::collector::Collector for SnapshotView {
     }
 }
 
-/// Renders the selected collectors of a snapshot in the requested format.
-/// Renders the selected collectors' families, whole.
-pub fn render(
-    snapshot: Arc<Snapshot>,
-    selected: Vec<&'static str>,
+/// Renders the parts of a scrape in the requested format, whole.
+#[cfg(test)]
+pub(crate) fn render(
+    parts: Vec<Arc<Part>>,
     format: Format,
     sources: Vec<(&'static str, bool)>,
 ) -> String {
-    render_into(snapshot, selected, format, sources, Sink::whole())
+    render_into(ScrapeView { parts, sources }, format, Sink::whole())
 }
 
 /// Renders in chunks of about [`CHUNK`] bytes, each handed to `send` as soon as it is full, so a large
 /// exposition (megabytes at a thousand containers) is never held whole. `send` returning false (the
 /// client went away) stops the rendering.
-pub fn render_chunked(
-    snapshot: Arc<Snapshot>,
-    selected: Vec<&'static str>,
+pub(crate) fn render_chunked(
+    parts: Vec<Arc<Part>>,
     format: Format,
     sources: Vec<(&'static str, bool)>,
     send: impl FnMut(String) -> bool + Send + 'static,
 ) {
-    render_into(snapshot, selected, format, sources, Sink::chunked(send));
+    render_into(ScrapeView { parts, sources }, format, Sink::chunked(send));
 }
 
-fn render_into(
-    snapshot: Arc<Snapshot>,
-    selected: Vec<&'static str>,
-    format: Format,
-    sources: Vec<(&'static str, bool)>,
-    sink: Sink,
-) -> String {
+fn render_into(view: ScrapeView, format: Format, sink: Sink) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotView {
-        snapshot,
-        selected: Arc::new(selected),
-        sources: Arc::new(sources),
-    }));
+    registry.register_collector(Box::new(view));
     match format {
         Format::OpenMetrics => {
             let mut sink = sink;
@@ -239,23 +286,24 @@ fn render_into(
 }
 
 /// Size of the chunks [`render_chunked`] hands out.
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Where rendered text goes: kept whole, or handed out in chunks.
-pub struct Sink {
+pub(crate) struct Sink {
     buf: String,
     send: Option<Box<dyn FnMut(String) -> bool + Send>>,
 }
 
 impl Sink {
-    pub fn whole() -> Sink {
+    #[cfg(test)]
+    pub(crate) fn whole() -> Sink {
         Sink {
             buf: String::with_capacity(64 * 1024),
             send: None,
         }
     }
 
-    pub fn chunked(send: impl FnMut(String) -> bool + Send + 'static) -> Sink {
+    pub(crate) fn chunked(send: impl FnMut(String) -> bool + Send + 'static) -> Sink {
         Sink {
             buf: String::with_capacity(CHUNK + 4096),
             send: Some(Box::new(send)),
@@ -276,7 +324,7 @@ impl Sink {
     }
 
     /// The whole text, or (chunked) hands out the last chunk and returns nothing.
-    pub fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         match self.send.as_mut() {
             Some(send) => {
                 if !self.buf.is_empty() {
@@ -296,7 +344,8 @@ impl fmt::Write for Sink {
 }
 
 /// OpenMetrics text as Prometheus text 0.0.4, whole.
-pub fn to_text_004(om: &str) -> String {
+#[cfg(test)]
+pub(crate) fn to_text_004(om: &str) -> String {
     let mut w = Text004Writer::new(Sink::whole());
     let _ = fmt::Write::write_str(&mut w, om);
     w.finish()
@@ -316,7 +365,7 @@ enum LineMode {
 
 /// A `fmt::Write` that receives prometheus-client's OpenMetrics output and writes text 0.0.4 as it goes,
 /// so the exposition is held once, not twice (a 1000-container scrape is several MB).
-pub struct Text004Writer {
+pub(crate) struct Text004Writer {
     out: Sink,
     line: String,
     mode: LineMode,
@@ -326,7 +375,7 @@ pub struct Text004Writer {
 }
 
 impl Text004Writer {
-    pub fn new(out: Sink) -> Self {
+    pub(crate) fn new(out: Sink) -> Self {
         Text004Writer {
             out,
             line: String::new(),
@@ -336,7 +385,7 @@ impl Text004Writer {
         }
     }
 
-    pub fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         let line = std::mem::take(&mut self.line);
         let _ = match self.mode {
             LineMode::Comment => self.comment(&line),

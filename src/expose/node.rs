@@ -4,23 +4,23 @@
 use std::fmt;
 
 use super::{Exposable, Out};
-use crate::collector::cpu::{self, CpuSample};
-use crate::collector::diskstats::{DiskstatsSample, SECTOR_BYTES};
-use crate::collector::filesystem::FilesystemSample;
-use crate::collector::loadavg::LoadavgSample;
-use crate::collector::machine::MachineSample;
-use crate::collector::meminfo::MeminfoSample;
-use crate::collector::netdev::{self, NetdevSample};
-use crate::collector::pressure::PressureSample;
-use crate::collector::stat::StatSample;
-use crate::collector::time::TimeSample;
-use crate::collector::uname::UnameSample;
+use crate::sample::node::FilesystemSample;
+use crate::sample::node::LoadavgSample;
+use crate::sample::node::MachineSample;
+use crate::sample::node::MeminfoSample;
+use crate::sample::node::PressureSample;
+use crate::sample::node::StatSample;
+use crate::sample::node::TimeSample;
+use crate::sample::node::UnameSample;
+use crate::sample::node::{CpuSample, MODES};
+use crate::sample::node::{DiskstatsSample, SECTOR_BYTES};
+use crate::sample::node::{FIELDS as NETDEV_FIELDS, NetdevSample};
 
 impl Exposable for CpuSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
         let mut f = out.counter("node_cpu_seconds", "Seconds the CPUs spent in each mode.")?;
         for c in &self.cpus {
-            for (mode, v) in cpu::MODES[..8].iter().zip(&c.seconds[..8]) {
+            for (mode, v) in MODES[..8].iter().zip(&c.seconds[..8]) {
                 if let Some(v) = v {
                     f.sample(&[("cpu", c.cpu.as_str()), ("mode", mode)][..], *v)?;
                 }
@@ -62,7 +62,7 @@ impl Exposable for LoadavgSample {
 
 impl Exposable for FilesystemSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
-        type Get = fn(&crate::collector::filesystem::FsUsage) -> f64;
+        type Get = fn(&crate::sample::node::FsUsage) -> f64;
         let families: [(&str, &str, Get); 5] = [
             (
                 "node_filesystem_size_bytes",
@@ -90,7 +90,7 @@ impl Exposable for FilesystemSample {
                 |u| u.files_free,
             ),
         ];
-        fn labels(fs: &crate::collector::filesystem::FsStat) -> [(&'static str, &str); 3] {
+        fn labels(fs: &crate::sample::node::FsStat) -> [(&'static str, &str); 3] {
             [
                 ("device", fs.mount.device.as_str()),
                 ("fstype", fs.mount.fstype.as_str()),
@@ -123,7 +123,7 @@ impl Exposable for FilesystemSample {
 
 impl Exposable for NetdevSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
-        for (i, field) in netdev::FIELDS.iter().enumerate() {
+        for (i, field) in NETDEV_FIELDS.iter().enumerate() {
             let name = format!("node_network_{field}");
             let help = format!("Network device statistic {field}.");
             let mut f = out.counter(&name, &help)?;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::Out;
 
-pub fn expose_self(out: &mut Out<'_, '_>) -> fmt::Result {
+pub(crate) fn expose_self(out: &mut Out<'_, '_>) -> fmt::Result {
     out.gauge(
         "stevedore_build_info",
         "A metric with a constant '1' value labeled by version, revision, and rustc from which stevedore was built.",

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -21,18 +20,18 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
+use super::error::SourceError;
 use super::{ContainerMeta, MetaStore};
-use crate::cgroup::{
-    BlkioDevice, CgroupStats, CpuStats, MemoryStats, PidsStats, SpecStats, working_set,
+use crate::health::Health;
+use crate::sample::container::{
+    BlkioDevice, CgroupStats, CpuStats, Interface, PidsStats, SpecStats,
 };
 
 /// Settings of the Docker source.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// `unix:///path`, `tcp://host:port` or `http://...`; `None`: DOCKER_HOST, else the local socket.
     pub host: Option<String>,
-    /// Poll the stats API (fallback when cgroups are not readable).
-    pub stats_mode: bool,
     pub stats_interval: Duration,
     pub stats_concurrency: usize,
     pub stats_timeout: Duration,
@@ -40,20 +39,20 @@ pub struct Config {
 
 /// One container's figures from the stats API (fallback mode).
 #[derive(Debug, Clone, Default)]
-pub struct StatsSample {
+pub(crate) struct StatsSample {
     pub stats: CgroupStats,
     /// (interface, [rx_bytes, rx_packets, rx_dropped, rx_errors, tx_bytes, tx_packets, tx_dropped, tx_errors])
-    pub network: Vec<(String, [f64; 8])>,
+    pub network: Vec<Interface>,
 }
 
 /// Latest stats-API figures by container id.
 #[derive(Debug, Default)]
-pub struct StatsCache {
+pub(crate) struct StatsCache {
     map: std::sync::RwLock<Arc<HashMap<String, Arc<StatsSample>>>>,
 }
 
 impl StatsCache {
-    pub fn snapshot(&self) -> Arc<HashMap<String, Arc<StatsSample>>> {
+    pub(crate) fn snapshot(&self) -> Arc<HashMap<String, Arc<StatsSample>>> {
         self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
     fn replace(&self, m: HashMap<String, Arc<StatsSample>>) {
@@ -77,7 +76,7 @@ fn connect(host: &Option<String>) -> Result<Docker, bollard::errors::Error> {
 }
 
 /// RFC 3339 time from the Docker API as Unix seconds; Docker's zero time (never started) is `None`.
-pub fn parse_time(s: &str) -> Option<f64> {
+pub(crate) fn parse_time(s: &str) -> Option<f64> {
     if s.is_empty() || s.starts_with("0001-01-01") {
         return None;
     }
@@ -105,7 +104,7 @@ fn expand_slice(slice: &str) -> String {
 }
 
 /// The cgroup path Docker gives a container, from the cgroup driver and the container's cgroup parent.
-pub fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
+pub(crate) fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
     if driver == "systemd" {
         let slice = if parent.is_empty() {
             "system.slice"
@@ -156,57 +155,66 @@ fn meta_from_inspect(
     })
 }
 
-/// Starts the background task(s). `up` is the `stevedore_source_up{source="docker"}` flag.
-pub fn spawn(
+/// Starts the background task(s): the identity cache, and in stats mode the stats poller.
+pub(crate) fn spawn(
     config: Config,
     store: Arc<MetaStore>,
-    up: Arc<AtomicBool>,
-    stats: Option<(Arc<StatsCache>, Arc<AtomicBool>)>,
+    health: Arc<Health>,
+    stats: Option<(Arc<StatsCache>, Arc<Health>)>,
 ) {
     let cfg = config.clone();
-    tokio::spawn(run_identity(config, store.clone(), up));
-    if let Some((cache, stats_up)) = stats {
-        tokio::spawn(run_stats(cfg, store, cache, stats_up));
+    tokio::spawn(run_identity(config, store.clone(), health));
+    if let Some((cache, stats_health)) = stats {
+        tokio::spawn(run_stats(cfg, store, cache, stats_health));
     }
 }
 
+/// A connection that stayed up at least this long resets the reconnect backoff; one that ends sooner
+/// (a daemon that accepts and drops the events stream) keeps backing off.
+const STABLE: Duration = Duration::from_secs(30);
+
 /// Keeps the identity cache current for as long as the process runs.
-async fn run_identity(config: Config, store: Arc<MetaStore>, up: Arc<AtomicBool>) {
+async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>) {
     let mut backoff = Duration::from_millis(500);
-    // Whether the current outage has been logged: one line when the source goes down, one when it is back.
-    let mut down_logged = false;
     loop {
-        let result = sync_and_follow(&config, &store, &up).await;
-        let was_up = up.swap(false, Ordering::Relaxed);
-        if was_up {
+        let started = std::time::Instant::now();
+        let result = sync_and_follow(&config, &store, &health).await;
+        if started.elapsed() >= STABLE {
             backoff = Duration::from_millis(500);
-            down_logged = false;
         }
-        if !down_logged {
-            let why = match &result {
-                Ok(()) => "the events stream ended".to_string(),
-                Err(e) => e.clone(),
-            };
-            tracing::error!(
-                error = %why,
-                host = config.host.as_deref().unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock"),
-                "docker unreachable; cgroup metrics keep flowing with the names already known; \
-                 retrying with backoff (check --docker.host and that the socket is mounted and readable)"
-            );
-            down_logged = true;
-        }
+        let err = result.err().unwrap_or_else(|| SourceError::Other {
+            what: "docker events stream".into(),
+            detail: "ended; cgroup metrics keep flowing with the names already known".into(),
+        });
+        health.fail(&err);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// A failed Docker API call, with what to check.
+fn unreachable(host: &Option<String>, what: &str, e: bollard::errors::Error) -> SourceError {
+    SourceError::Unreachable {
+        what: format!(
+            "docker {what} ({})",
+            host.as_deref()
+                .unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock")
+        ),
+        detail: e.to_string(),
+        hint: "check --docker.host and that the socket is mounted and readable",
     }
 }
 
 async fn sync_and_follow(
     config: &Config,
     store: &MetaStore,
-    up: &AtomicBool,
-) -> Result<(), String> {
-    let docker = connect(&config.host).map_err(|e| e.to_string())?;
-    let info = docker.info().await.map_err(|e| e.to_string())?;
+    health: &Health,
+) -> Result<(), SourceError> {
+    let docker = connect(&config.host).map_err(|e| unreachable(&config.host, "connect", e))?;
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| unreachable(&config.host, "info", e))?;
     let driver = info
         .cgroup_driver
         .map(|d| d.to_string())
@@ -223,7 +231,7 @@ async fn sync_and_follow(
             ..Default::default()
         }))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unreachable(&config.host, "list", e))?;
     let mut all = HashMap::new();
     for c in list {
         let Some(id) = c.id else { continue };
@@ -237,7 +245,7 @@ async fn sync_and_follow(
     }
     let n = all.len();
     store.replace_all(all);
-    up.store(true, Ordering::Relaxed);
+    health.ok();
     tracing::info!(containers = n, cgroup_driver = %driver, "docker connected; identity cache synced");
 
     let mut filters = HashMap::new();
@@ -248,7 +256,7 @@ async fn sync_and_follow(
         filters: Some(filters),
     }));
     while let Some(ev) = events.next().await {
-        let ev = ev.map_err(|e| format!("events stream: {e}"))?;
+        let ev = ev.map_err(|e| unreachable(&config.host, "events stream", e))?;
         let action = ev.action.unwrap_or_default();
         let Some(id) = ev.actor.and_then(|a| a.id) else {
             continue;
@@ -277,14 +285,14 @@ async fn sync_and_follow(
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => store.remove(&id),
-            Err(e) => return Err(format!("inspect {id}: {e}")),
+            Err(e) => return Err(unreachable(&config.host, "inspect", e)),
         }
     }
     Ok(())
 }
 
 /// Converts one stats-API response into cgroup-like figures.
-pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
+pub(crate) fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
     let mut s = CgroupStats::default();
     if let Some(cpu) = r.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref()) {
         s.cpu = Some(CpuStats {
@@ -297,25 +305,19 @@ pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
     if let Some(m) = &r.memory_stats
         && let Some(usage) = m.usage
     {
+        // The daemon passes memory.stat on: v1 keys (`total_*`) or v2 keys. The cgroup readers parse it.
         let st = m.stats.clone().unwrap_or_default();
-        let g = |k: &str| st.get(k).map(|v| *v as f64);
+        let text: String = st.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
         let usage = Some(usage as f64);
-        // v1 daemons report total_* keys, v2 daemons the v2 names.
-        let inactive = g("total_inactive_file").or_else(|| g("inactive_file"));
-        s.memory = Some(MemoryStats {
-            usage,
-            working_set: working_set(usage, inactive),
-            rss: g("total_rss").or_else(|| g("rss")).or_else(|| g("anon")),
-            cache: g("total_cache")
-                .or_else(|| g("cache"))
-                .or_else(|| g("file")),
-            mapped_file: g("total_mapped_file")
-                .or_else(|| g("mapped_file"))
-                .or_else(|| g("file_mapped")),
-            max_usage: m.max_usage.map(|v| v as f64),
-            failcnt: m.failcnt.map(|v| v as f64),
-            ..Default::default()
-        });
+        let v1 = st.contains_key("total_rss") || st.contains_key("rss");
+        let mut mem = if v1 {
+            crate::cgroup::v1::parse_memory_stat(usage, &text)
+        } else {
+            crate::cgroup::v2::parse_memory(usage, &text)
+        };
+        mem.max_usage = m.max_usage.map(|v| v as f64);
+        mem.failcnt = m.failcnt.map(|v| v as f64);
+        s.memory = Some(mem);
         s.spec = SpecStats {
             memory_limit: m.limit.map(|v| v as f64),
             ..Default::default()
@@ -366,28 +368,26 @@ pub fn from_stats(r: &bollard::models::ContainerStatsResponse) -> StatsSample {
         add(&b.io_serviced_recursive, false);
         s.blkio = devices;
     }
-    let mut network: Vec<(String, [f64; 8])> = r
+    let mut network: Vec<Interface> = r
         .networks
         .iter()
         .flatten()
         .map(|(name, n)| {
             let v = |x: Option<u64>| x.unwrap_or(0) as f64;
-            (
-                name.clone(),
-                [
-                    v(n.rx_bytes),
-                    v(n.rx_packets),
-                    v(n.rx_dropped),
-                    v(n.rx_errors),
-                    v(n.tx_bytes),
-                    v(n.tx_packets),
-                    v(n.tx_dropped),
-                    v(n.tx_errors),
-                ],
-            )
+            Interface {
+                name: name.clone(),
+                rx_bytes: v(n.rx_bytes),
+                rx_packets: v(n.rx_packets),
+                rx_dropped: v(n.rx_dropped),
+                rx_errors: v(n.rx_errors),
+                tx_bytes: v(n.tx_bytes),
+                tx_packets: v(n.tx_packets),
+                tx_dropped: v(n.tx_dropped),
+                tx_errors: v(n.tx_errors),
+            }
         })
         .collect();
-    network.sort_by(|a, b| a.0.cmp(&b.0));
+    network.sort_by(|a, b| a.name.cmp(&b.name));
     StatsSample { stats: s, network }
 }
 
@@ -397,10 +397,9 @@ async fn run_stats(
     config: Config,
     store: Arc<MetaStore>,
     cache: Arc<StatsCache>,
-    up: Arc<AtomicBool>,
+    health: Arc<Health>,
 ) {
     let sem = Arc::new(Semaphore::new(config.stats_concurrency.max(1)));
-    let mut failing = false;
     loop {
         match connect(&config.host) {
             Ok(docker) => {
@@ -438,25 +437,17 @@ async fn run_stats(
                 let ok =
                     store.snapshot().values().all(|m| m.state != "running") || !next.is_empty();
                 cache.replace(next);
-                up.store(ok, Ordering::Relaxed);
-                if ok == failing {
-                    failing = !ok;
-                    if ok {
-                        tracing::info!("docker stats API answering again");
-                    } else {
-                        tracing::error!(
-                            "docker stats API gave no figures for any running container"
-                        );
-                    }
+                if ok {
+                    health.ok();
+                } else {
+                    health.fail(&SourceError::Timeout {
+                        what: "docker stats API: no figures for any running container".into(),
+                        after: config.stats_timeout,
+                        flag: "--docker.stats-timeout",
+                    });
                 }
             }
-            Err(e) => {
-                up.store(false, Ordering::Relaxed);
-                if !failing {
-                    tracing::error!(error = %e, "docker stats API unreachable (check --docker.host)");
-                    failing = true;
-                }
-            }
+            Err(e) => health.fail(&unreachable(&config.host, "stats API", e)),
         }
         tokio::time::sleep(config.stats_interval).await;
     }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
@@ -13,16 +12,19 @@ use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config};
 
+use super::error::SourceError;
+use crate::health::Health;
+
 /// The RBAC rule the apiserver watch needs, quoted in logs when it is refused.
-pub const RBAC_PODS: &str = "a ClusterRole rule {apiGroups: [\"\"], resources: [\"pods\"], verbs: [\"get\", \"list\", \"watch\"]} bound to the exporter's service account";
+pub(crate) const RBAC_PODS: &str = "a ClusterRole rule {apiGroups: [\"\"], resources: [\"pods\"], verbs: [\"get\", \"list\", \"watch\"]} bound to the exporter's service account";
 
 /// The pods of this node, as the reflector keeps them (managed fields, annotations and the bulky parts of
 /// container specs dropped to keep memory small).
-pub type PodStore = Store<Pod>;
+pub(crate) type PodStore = Store<Pod>;
 
 /// One container of a pod, as the collectors need it.
 #[derive(Debug, Clone, Default)]
-pub struct ContainerInfo {
+pub(crate) struct ContainerInfo {
     pub name: String,
     /// Runtime id without its `containerd://` / `docker://` / `cri-o://` scheme.
     pub id: Option<String>,
@@ -40,13 +42,12 @@ pub struct ContainerInfo {
 
 /// One pod, as the collectors need it.
 #[derive(Debug, Clone, Default)]
-pub struct PodInfo {
+pub(crate) struct PodInfo {
     pub uid: String,
     pub name: String,
     pub namespace: String,
     /// guaranteed, burstable or besteffort (lower case, as in cgroup paths); empty when not reported.
     pub qos: String,
-    pub phase: String,
     pub labels: std::collections::BTreeMap<String, String>,
     pub containers: Vec<ContainerInfo>,
 }
@@ -54,7 +55,7 @@ pub struct PodInfo {
 impl PodInfo {
     /// The pod's cgroup as the kubelet names it in cgroupfs form (`id` on the kubelet's cAdvisor
     /// series, whatever the driver): `/kubepods/pod<uid>` for Guaranteed, else `/kubepods/<qos>/pod<uid>`.
-    pub fn cgroup_id(&self) -> Option<String> {
+    pub(crate) fn cgroup_id(&self) -> Option<String> {
         match self.qos.as_str() {
             "guaranteed" => Some(format!("/kubepods/pod{}", self.uid)),
             "burstable" | "besteffort" => Some(format!("/kubepods/{}/pod{}", self.qos, self.uid)),
@@ -62,21 +63,21 @@ impl PodInfo {
         }
     }
 
-    pub fn label(&self, key: &str) -> &str {
+    pub(crate) fn label(&self, key: &str) -> &str {
         self.labels.get(key).map(String::as_str).unwrap_or("")
     }
 }
 
 /// Pods by uid and containers by runtime id, built from the store for one scrape.
 #[derive(Debug, Default)]
-pub struct PodIndex {
+pub(crate) struct PodIndex {
     pub pods: Vec<PodInfo>,
     by_uid: HashMap<String, usize>,
     by_container: HashMap<String, (usize, usize)>,
 }
 
 impl PodIndex {
-    pub fn build(pods: &[Arc<Pod>]) -> PodIndex {
+    pub(crate) fn build(pods: &[Arc<Pod>]) -> PodIndex {
         let mut idx = PodIndex::default();
         for p in pods {
             let info = pod_info(p);
@@ -107,24 +108,18 @@ impl PodIndex {
         idx
     }
 
-    pub fn from_store(store: &PodStore) -> PodIndex {
+    pub(crate) fn from_store(store: &PodStore) -> PodIndex {
         PodIndex::build(&store.state())
     }
 
-    pub fn pod(&self, uid: &str) -> Option<&PodInfo> {
+    pub(crate) fn pod(&self, uid: &str) -> Option<&PodInfo> {
         self.by_uid.get(uid).map(|&i| &self.pods[i])
     }
 
-    pub fn container(&self, id: &str) -> Option<(&PodInfo, &ContainerInfo)> {
+    pub(crate) fn container(&self, id: &str) -> Option<(&PodInfo, &ContainerInfo)> {
         self.by_container
             .get(id)
             .map(|&(i, j)| (&self.pods[i], &self.pods[i].containers[j]))
-    }
-
-    pub fn by_name(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
-        self.pods
-            .iter()
-            .find(|p| p.namespace == namespace && p.name == name)
     }
 }
 
@@ -176,7 +171,7 @@ fn container_from_status(s: &ContainerStatus, init: bool) -> ContainerInfo {
 }
 
 /// The lean view of one pod.
-pub fn pod_info(p: &Pod) -> PodInfo {
+pub(crate) fn pod_info(p: &Pod) -> PodInfo {
     let md = &p.metadata;
     let status = p.status.as_ref();
     let mut info = PodInfo {
@@ -187,7 +182,6 @@ pub fn pod_info(p: &Pod) -> PodInfo {
             .and_then(|s| s.qos_class.as_deref())
             .unwrap_or("")
             .to_ascii_lowercase(),
-        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
         labels: md.labels.clone().unwrap_or_default(),
         containers: Vec::new(),
     };
@@ -246,7 +240,7 @@ pub fn pod_info(p: &Pod) -> PodInfo {
 }
 
 /// A Kubernetes resource quantity in base units ("100m" → 0.1, "128Mi" → 134217728, "1e3" → 1000).
-pub fn quantity(s: &str) -> Option<f64> {
+pub(crate) fn quantity(s: &str) -> Option<f64> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
@@ -302,78 +296,9 @@ fn slim(p: &mut Pod) {
     }
 }
 
-/// Explains a failed API call: what happened and what to fix.
-pub fn explain(e: &kube::Error, what: &str, rbac: &str, auth_hint: &str) -> String {
-    match e {
-        kube::Error::Api(s) if s.code == 401 => {
-            format!("{what}: 401 Unauthorized: the token was rejected or has expired; {auth_hint}")
-        }
-        kube::Error::Api(s) if s.code == 403 => {
-            format!(
-                "{what}: 403 Forbidden ({}); the exporter needs {rbac}",
-                s.message
-            )
-        }
-        kube::Error::Api(s) => format!("{what}: HTTP {} {}", s.code, s.message),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            format!("{what}: unreachable ({e}); check the address and network policy")
-        }
-        other => format!("{what}: {other}"),
-    }
-}
-
-/// Tracks a source's health: `stevedore_source_up`, and one log line per change of state.
-pub struct Health {
-    pub up: Arc<AtomicBool>,
-    source: &'static str,
-    last_error: std::sync::Mutex<Option<String>>,
-}
-
-impl Health {
-    pub fn new(source: &'static str, up: Arc<AtomicBool>) -> Health {
-        Health {
-            up,
-            source,
-            last_error: std::sync::Mutex::new(None),
-        }
-    }
-
-    pub fn ok(&self) {
-        let was_up = self.up.swap(true, Ordering::Relaxed);
-        let had = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if !was_up {
-            match had {
-                Some(_) => tracing::info!(source = self.source, "source recovered"),
-                None => tracing::info!(source = self.source, "source connected"),
-            }
-        }
-    }
-
-    /// Logs only when the failure differs in kind from the last one.
-    pub fn fail(&self, why: String) {
-        self.up.store(false, Ordering::Relaxed);
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        let kind = |s: &str| s.split(':').take(2).collect::<String>();
-        if last.as_deref().map(kind) != Some(kind(&why)) {
-            tracing::warn!(source = self.source, error = %why, "source failing; its metrics are not served until it recovers");
-        }
-        *last = Some(why);
-    }
-}
-
-/// Where the apiserver client comes from.
-pub struct ApiConfig {
-    pub kubeconfig: Option<PathBuf>,
-    pub node_name: String,
-}
-
 /// An apiserver client from `--kubeconfig`, the in-cluster service account, or `$KUBECONFIG`.
 /// `Ok(None)`: nothing says we are on Kubernetes.
-pub async fn api_client(kubeconfig: Option<&PathBuf>) -> Result<Option<Client>, String> {
+pub(crate) async fn api_client(kubeconfig: Option<&PathBuf>) -> Result<Option<Client>, String> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -400,7 +325,7 @@ pub async fn api_client(kubeconfig: Option<&PathBuf>) -> Result<Option<Client>, 
 }
 
 /// Watches this node's pods into the store's writer, forever, with backoff; `health` follows the watch.
-pub fn spawn_watch(client: Client, node: String, writer: Writer<Pod>, health: Arc<Health>) {
+pub(crate) fn spawn_watch(client: Client, node: String, writer: Writer<Pod>, health: Arc<Health>) {
     tokio::spawn(async move {
         let api: Api<Pod> = Api::all(client);
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
@@ -423,22 +348,27 @@ pub fn spawn_watch(client: Client, node: String, writer: Writer<Pod>, health: Ar
                         | watcher::Error::WatchFailed(e) => Some(e),
                         _ => None,
                     };
-                    let why = match inner {
-                        Some(k) => explain(
+                    const WHAT: &str = "pod watch on the apiserver";
+                    let why = match (inner, &e) {
+                        (Some(k), _) => SourceError::from_kube(
                             k,
-                            "pod watch on the apiserver",
+                            WHAT,
                             RBAC_PODS,
                             "check the service account token or the --kubeconfig credentials",
                         ),
-                        None => match &e {
-                            watcher::Error::WatchError(s) if s.code == 403 => format!(
-                                "pod watch on the apiserver: 403 Forbidden ({}); the exporter needs {RBAC_PODS}",
-                                s.message
-                            ),
-                            _ => format!("pod watch on the apiserver: {e}"),
+                        (None, watcher::Error::WatchError(s)) if s.code == 403 => {
+                            SourceError::Forbidden {
+                                what: WHAT.into(),
+                                message: s.message.clone(),
+                                rbac: RBAC_PODS,
+                            }
+                        }
+                        (None, e) => SourceError::Other {
+                            what: WHAT.into(),
+                            detail: e.to_string(),
                         },
                     };
-                    health.fail(why);
+                    health.fail(&why);
                 }
             }
         }
@@ -446,7 +376,7 @@ pub fn spawn_watch(client: Client, node: String, writer: Writer<Pod>, health: Ar
 }
 
 /// Replaces the store's content with a full list (the kubelet's /pods), as a watcher's relist would.
-pub fn replace_all(writer: &mut Writer<Pod>, pods: Vec<Pod>) {
+pub(crate) fn replace_all(writer: &mut Writer<Pod>, pods: Vec<Pod>) {
     writer.apply_watcher_event(&watcher::Event::Init);
     for mut p in pods {
         slim(&mut p);
@@ -457,7 +387,7 @@ pub fn replace_all(writer: &mut Writer<Pod>, pods: Vec<Pod>) {
 
 /// Parses a pod list (`{"items": [...]}`) item by item: a pod that does not parse is skipped and
 /// counted, the others are kept.
-pub fn parse_pod_list(text: &str) -> Result<(Vec<Pod>, usize), String> {
+pub(crate) fn parse_pod_list(text: &str) -> Result<(Vec<Pod>, usize), String> {
     #[derive(serde::Deserialize)]
     struct Items {
         #[serde(default)]

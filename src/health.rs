@@ -1,0 +1,172 @@
+//! Health of the background sources and the collectors: `stevedore_source_up`, and one log line per
+//! change of state, for every source and the scraper alike. A leaf: it imports nothing from the crate.
+//!
+//! A failure is "the same" as the last one when its [`Failure::class`] is: the kind of error and what
+//! failed, never the message text, which may carry column numbers, response bodies or addresses that
+//! change on every try.
+
+use std::fmt::Display;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// An error that can say which kind of failure it is.
+pub(crate) trait Failure: Display {
+    /// The kind of failure and what failed, e.g. `timeout kubelet /stats/summary`.
+    fn class(&self) -> String;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// Nothing has happened yet.
+    Starting,
+    Up,
+    /// Running, but nothing to report yet (a first poll still under way).
+    NoData,
+    Down(String),
+}
+
+/// One source's or collector's health.
+#[derive(Debug)]
+pub(crate) struct Health {
+    name: &'static str,
+    /// `source` or `collector`: the log field the name goes in.
+    kind: &'static str,
+    up: AtomicBool,
+    state: Mutex<State>,
+}
+
+impl Health {
+    pub(crate) fn new(kind: &'static str, name: &'static str) -> Health {
+        Health {
+            name,
+            kind,
+            up: AtomicBool::new(false),
+            state: Mutex::new(State::Starting),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Swaps in the new state; returns the old one.
+    fn set(&self, next: State) -> State {
+        self.up.store(next == State::Up, Ordering::Relaxed);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *state, next)
+    }
+
+    /// It worked. Logs when that is news.
+    pub(crate) fn ok(&self) {
+        match self.set(State::Up) {
+            State::Up => {}
+            State::Down(_) => tracing::info!(kind = self.kind, name = self.name, "recovered"),
+            State::Starting | State::NoData => {
+                if self.kind == "source" {
+                    tracing::info!(source = self.name, "source connected")
+                }
+            }
+        }
+    }
+
+    /// Running but nothing to report yet. Logged once, at info.
+    pub(crate) fn no_data(&self, why: &str) {
+        if self.set(State::NoData) != State::NoData {
+            tracing::info!(kind = self.kind, name = self.name, "no data yet: {why}");
+        }
+    }
+
+    /// It failed. Logged when the failure's class differs from the last one's (or it was up before).
+    pub(crate) fn fail(&self, err: &dyn Failure) {
+        let class = err.class();
+        let before = self.set(State::Down(class.clone()));
+        if before == State::Down(class) {
+            tracing::debug!(kind = self.kind, name = self.name, error = %err, "still failing");
+            return;
+        }
+        match self.kind {
+            "source" => tracing::warn!(
+                source = self.name,
+                error = %err,
+                "source failing; its metrics are not served until it recovers"
+            ),
+            _ => tracing::error!(collector = self.name, error = %err, "collector failed"),
+        }
+    }
+}
+
+/// Every background source's health, for `stevedore_source_up{source}`.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    list: Mutex<Vec<Arc<Health>>>,
+}
+
+impl Sources {
+    /// A new source, down until it first succeeds.
+    pub(crate) fn register(&self, name: &'static str) -> Arc<Health> {
+        let h = Arc::new(Health::new("source", name));
+        self.list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(h.clone());
+        h
+    }
+
+    /// (name, up) of every source, in registration order.
+    pub(crate) fn all(&self) -> Vec<(&'static str, bool)> {
+        let list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.iter().map(|h| (h.name(), h.is_up())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct E(&'static str, String);
+    impl Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.1)
+        }
+    }
+    impl Failure for E {
+        fn class(&self) -> String {
+            self.0.to_string()
+        }
+    }
+
+    #[test]
+    fn state_changes() {
+        let h = Health::new("source", "x");
+        assert!(!h.is_up());
+        h.no_data("first poll");
+        assert!(!h.is_up());
+        h.ok();
+        assert!(h.is_up());
+        h.fail(&E("timeout", "after 1s at column 3".into()));
+        assert!(!h.is_up());
+        // Same class, other text: the state is unchanged (and not logged again).
+        h.fail(&E("timeout", "after 1s at column 9".into()));
+        assert_eq!(*h.state.lock().unwrap(), State::Down("timeout".to_string()));
+        h.fail(&E("forbidden", "403".into()));
+        assert_eq!(
+            *h.state.lock().unwrap(),
+            State::Down("forbidden".to_string())
+        );
+        h.ok();
+        assert!(h.is_up());
+    }
+
+    #[test]
+    fn registry_reports_each_source() {
+        let s = Sources::default();
+        let a = s.register("docker");
+        s.register("kubelet");
+        a.ok();
+        assert_eq!(s.all(), vec![("docker", true), ("kubelet", false)]);
+    }
+}

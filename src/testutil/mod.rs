@@ -1,0 +1,4 @@
+//! Helpers for the unit tests.
+
+mod fixtures;
+pub(crate) use fixtures::*;
