@@ -64,7 +64,10 @@ impl Health {
     pub(crate) fn ok(&self) {
         match self.set(State::Up) {
             State::Up => {}
-            State::Down(_) => tracing::info!(kind = self.kind, name = self.name, "recovered"),
+            State::Down(_) if self.kind == "source" => {
+                tracing::info!(source = self.name, "source recovered")
+            }
+            State::Down(_) => tracing::info!(collector = self.name, "collector recovered"),
             State::Starting | State::NoData => {
                 if self.kind == "source" {
                     tracing::info!(source = self.name, "source connected")
@@ -76,7 +79,10 @@ impl Health {
     /// Running but nothing to report yet. Logged once, at info.
     pub(crate) fn no_data(&self, why: &str) {
         if self.set(State::NoData) != State::NoData {
-            tracing::info!(kind = self.kind, name = self.name, "no data yet: {why}");
+            match self.kind {
+                "source" => tracing::info!(source = self.name, "no data yet: {why}"),
+                _ => tracing::info!(collector = self.name, "no data yet: {why}"),
+            }
         }
     }
 
@@ -85,7 +91,7 @@ impl Health {
         let class = err.class();
         let before = self.set(State::Down(class.clone()));
         if before == State::Down(class) {
-            tracing::debug!(kind = self.kind, name = self.name, error = %err, "still failing");
+            tracing::debug!(name = self.name, error = %err, "still failing");
             return;
         }
         match self.kind {

@@ -9,6 +9,7 @@
 //!
 //! Nothing here parses or formats: collectors return typed samples and `expose` renders them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -102,11 +103,19 @@ struct Entry {
     last: tokio::sync::Mutex<Option<(Instant, Arc<Part>)>>,
 }
 
+/// The last collection of one selection, and when it finished. Held while it is under way, so
+/// scrapes with the same selection queue on it and share it.
+type Selection = Arc<tokio::sync::Mutex<Option<(Instant, Vec<Arc<Part>>)>>>;
+
+/// At most this many distinct selections are remembered; past it the idle ones are forgotten.
+const MAX_SELECTIONS: usize = 64;
+
 pub(crate) struct Scraper {
     entries: Vec<Entry>,
     min_age: Duration,
     timeout: Duration,
     ready: AtomicBool,
+    selections: std::sync::Mutex<HashMap<Vec<&'static str>, Selection>>,
 }
 
 impl Scraper {
@@ -130,6 +139,7 @@ impl Scraper {
             min_age,
             timeout,
             ready: AtomicBool::new(false),
+            selections: Default::default(),
         }
     }
 
@@ -142,10 +152,32 @@ impl Scraper {
         self.entries.is_empty() || self.ready.load(Ordering::Relaxed)
     }
 
-    /// A fresh-enough run of each selected collector, in the order of `selected`'s collectors as
-    /// configured. The selected collectors run concurrently.
+    /// A fresh-enough run of each selected collector, in the configured order. Scrapes with the same
+    /// selection that arrive while one is collected share that collection; the selected collectors run
+    /// concurrently, each reusing a run that finished after `asked` or within `--collect.min-age`.
     pub(crate) async fn scrape(&self, selected: &[&'static str]) -> Vec<Arc<Part>> {
         let asked = Instant::now();
+        let selection = self.selection(selected);
+        let mut last = selection.lock().await;
+        if let Some((finished, parts)) = last.as_ref()
+            && (*finished >= asked || finished.elapsed() < self.min_age)
+        {
+            return parts.clone();
+        }
+        let parts = self.collect(selected, asked).await;
+        *last = Some((Instant::now(), parts.clone()));
+        parts
+    }
+
+    fn selection(&self, selected: &[&'static str]) -> Selection {
+        let mut map = self.selections.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_SELECTIONS && !map.contains_key(selected) {
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        map.entry(selected.to_vec()).or_default().clone()
+    }
+
+    async fn collect(&self, selected: &[&'static str], asked: Instant) -> Vec<Arc<Part>> {
         let runs = self
             .entries
             .iter()
@@ -273,9 +305,11 @@ mod tests {
         let parts = s.scrape(&["a"]).await;
         assert_eq!(parts.len(), 1);
         assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (1, 0));
-        // Two concurrent scrapes of "a": one run between them.
-        let (x, y) = tokio::join!(s.scrape(&["a"]), s.scrape(&["a", "b"]));
+        // Concurrent scrapes of one selection share its collection; another selection shares the
+        // collectors they have in common.
+        let (x, y, z) = tokio::join!(s.scrape(&["a"]), s.scrape(&["a"]), s.scrape(&["a", "b"]));
         assert!(Arc::ptr_eq(&x[0], &y[0]));
+        assert!(Arc::ptr_eq(&x[0], &z[0]));
         assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 1));
         assert!(s.is_ready());
         let p = s.scrape(&["p"]).await;

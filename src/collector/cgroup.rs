@@ -258,6 +258,135 @@ fn spread(path: &str) -> Duration {
     Duration::from_millis(h % 10_000)
 }
 
+/// One container per network namespace carries its traffic: the one started first (a pod's sandbox, or
+/// the container whose namespace others joined). Host-network containers carry none: their traffic is
+/// the node's. Returns the positions of the carriers in `raws`.
+fn network_owners(raws: &[Raw], host_netns: Option<u64>) -> std::collections::HashSet<usize> {
+    let mut owner: HashMap<u64, (f64, usize)> = HashMap::new();
+    for (i, r) in raws.iter().enumerate() {
+        if !matches!(r.found.kind, Kind::Container { .. }) {
+            continue;
+        }
+        if let Some((_, (Some(ns), Some(start)))) = r.first_proc
+            && Some(ns) != host_netns
+        {
+            let e = owner.entry(ns).or_insert((start, i));
+            if start < e.0 {
+                *e = (start, i);
+            }
+        }
+    }
+    owner.values().map(|(_, i)| *i).collect()
+}
+
+/// Who each cgroup is, for one scrape: the runtime's identity cache, this node's pods, and the label
+/// columns (allowlisted runtime labels, then `--kubernetes.pod-labels`).
+struct Names<'a> {
+    metas: &'a HashMap<String, Arc<crate::source::ContainerMeta>>,
+    index: &'a PodIndex,
+    pod_keys: &'a [(String, String)],
+    columns: Vec<(String, String)>,
+    /// How many of `columns` are runtime-label columns.
+    runtime_columns: usize,
+    /// Pods known from the runtime's labels (cri-dockerd), for pod cgroups when no Kubernetes source runs.
+    runtime_pods: HashMap<&'a str, (&'a str, &'a str)>,
+}
+
+impl<'a> Names<'a> {
+    fn new(
+        metas: &'a HashMap<String, Arc<crate::source::ContainerMeta>>,
+        index: &'a PodIndex,
+        allow: &LabelAllowlist,
+        pod_keys: &'a [(String, String)],
+    ) -> Names<'a> {
+        let mut columns = allow.columns(metas.values().map(|m| &**m));
+        let runtime_columns = columns.len();
+        columns.extend(pod_keys.iter().cloned());
+        let runtime_pods = (metas.values())
+            .map(|m| (m.label(identity::POD_UID), m))
+            .filter(|(uid, _)| !uid.is_empty())
+            .map(|(uid, m)| {
+                let pod = (m.label(identity::POD_NAME), m.label(identity::POD_NAMESPACE));
+                (uid, pod)
+            })
+            .collect();
+        Names {
+            metas,
+            index,
+            pod_keys,
+            columns,
+            runtime_columns,
+            runtime_pods,
+        }
+    }
+
+    /// The `--kubernetes.pod-labels` values of a pod (empty strings for no pod).
+    fn pod_values(&self, pod: Option<&PodInfo>) -> Vec<String> {
+        (self.pod_keys.iter())
+            .map(|(_, key)| pod.map(|p| p.label(key).to_string()).unwrap_or_default())
+            .collect()
+    }
+
+    /// Sets the entry's identity (and, from the runtime, its start time and health).
+    fn identify(&self, found: &Found, entry: &mut ContainerEntry) {
+        let bare = || Identity::bare(found.path.clone(), self.runtime_columns);
+        entry.identity = match &found.kind {
+            Kind::Container { id, pod_uid, .. } => self.container(found, id, pod_uid.as_deref(), entry),
+            Kind::Pod { uid, .. } => {
+                let pod = self.index.pod(uid);
+                let mut ident = bare();
+                if let Some(p) = pod {
+                    ident.pod = p.name.clone();
+                    ident.namespace = p.namespace.clone();
+                } else if let Some((name, ns)) = self.runtime_pods.get(uid.as_str()) {
+                    ident.pod = name.to_string();
+                    ident.namespace = ns.to_string();
+                }
+                ident.extra.extend(self.pod_values(pod));
+                ident
+            }
+            _ => Identity::bare(found.path.clone(), self.columns.len()),
+        };
+    }
+
+    fn container(
+        &self,
+        found: &Found,
+        id: &str,
+        pod_uid: Option<&str>,
+        entry: &mut ContainerEntry,
+    ) -> Identity {
+        let mut ident = Identity::bare(found.path.clone(), self.runtime_columns);
+        if let Some(meta) = self.metas.get(id) {
+            entry.start_time = meta.started_at;
+            entry.health = Some(health_value(meta));
+            let runtime = &self.columns[..self.runtime_columns];
+            ident = Identity::from_meta(found.path.clone(), meta, runtime);
+            let uid = pod_uid.unwrap_or_else(|| meta.label(identity::POD_UID));
+            ident.extra.extend(self.pod_values(self.index.pod(uid)));
+        } else if let Some((pod, c)) = self.index.container(id) {
+            entry.start_time = c.started_at;
+            ident.name = id.to_string();
+            ident.image = c.image.clone();
+            ident.container = c.name.clone();
+            ident.pod = pod.name.clone();
+            ident.namespace = pod.namespace.clone();
+            ident.extra.extend(self.pod_values(Some(pod)));
+        } else {
+            // A container the runtime sources do not list (a pod's sandbox under CRI): the pod it sits
+            // in, from its path.
+            let pod = pod_uid.and_then(|u| self.index.pod(u));
+            if let Some(p) = pod {
+                ident.name = id.to_string();
+                ident.pod = p.name.clone();
+                ident.namespace = p.namespace.clone();
+            }
+            ident.extra.extend(self.pod_values(pod));
+        }
+        ident
+    }
+}
+
 impl CgroupCollector {
     fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Vec<Raw> {
         // Each cgroup's state goes with it to the worker that reads it. The states of cgroups no longer
@@ -363,57 +492,12 @@ impl CgroupCollector {
         let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
         let raws = self.read_all(layout, found);
         let devices = device_names(&self.paths);
-        let host_netns = netns(&self.paths, 1);
-
-        // One container per network namespace carries its traffic: the one started first (a pod's sandbox,
-        // or the container whose namespace others joined). Host-network containers carry none: their
-        // traffic is the node's.
-        let mut owner: HashMap<u64, (f64, usize)> = HashMap::new();
-        for (i, r) in raws.iter().enumerate() {
-            if !matches!(r.found.kind, Kind::Container { .. }) {
-                continue;
-            }
-            if let Some((_, (Some(ns), Some(start)))) = r.first_proc
-                && Some(ns) != host_netns
-            {
-                let e = owner.entry(ns).or_insert((start, i));
-                if start < e.0 {
-                    *e = (start, i);
-                }
-            }
-        }
-        let owners: std::collections::HashSet<usize> = owner.values().map(|(_, i)| *i).collect();
-
+        let owners = network_owners(&raws, netns(&self.paths, 1));
         let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
-        let mut columns = self.allow.columns(metas.values().map(|m| &**m));
-        let docker_columns = columns.len();
-        columns.extend(self.pod_columns.iter().cloned());
-        let index = self
-            .pods
-            .as_ref()
+        let index = (self.pods.as_ref())
             .map(PodIndex::from_store)
             .unwrap_or_default();
-        // Pods known from the runtime's labels (cri-dockerd), for pod cgroups when no Kubernetes source runs.
-        let mut docker_pods: HashMap<&str, (&str, &str)> = HashMap::new();
-        for m in metas.values() {
-            let uid = m.label(identity::POD_UID);
-            if !uid.is_empty() {
-                docker_pods.insert(
-                    uid,
-                    (
-                        m.label(identity::POD_NAME),
-                        m.label(identity::POD_NAMESPACE),
-                    ),
-                );
-            }
-        }
-        let pod_values = |pod: Option<&PodInfo>| -> Vec<String> {
-            self.pod_columns
-                .iter()
-                .map(|(_, key)| pod.map(|p| p.label(key).to_string()).unwrap_or_default())
-                .collect()
-        };
-
+        let names = Names::new(&metas, &index, &self.allow, &self.pod_columns);
         let mut entries = Vec::with_capacity(raws.len());
         for (i, r) in raws.into_iter().enumerate() {
             let is_root = r.found.kind == Kind::Root;
@@ -422,69 +506,17 @@ impl CgroupCollector {
                 continue;
             }
             let mut entry = ContainerEntry {
+                level: match r.found.kind {
+                    Kind::Root => Level::Root,
+                    Kind::Pod { .. } => Level::Pod,
+                    Kind::Container { .. } => Level::Container,
+                    _ => Level::Other,
+                },
                 stats: r.stats,
                 procs: r.procs,
                 ..Default::default()
             };
-            let path = r.found.path.clone();
-            let bare = |n| Identity::bare(path.clone(), n);
-            entry.level = match r.found.kind {
-                Kind::Root => Level::Root,
-                Kind::Pod { .. } => Level::Pod,
-                Kind::Container { .. } => Level::Container,
-                _ => Level::Other,
-            };
-            entry.identity = match &r.found.kind {
-                Kind::Container { id, pod_uid, .. } => {
-                    if let Some(meta) = metas.get(id) {
-                        entry.start_time = meta.started_at;
-                        entry.health = Some(health_value(meta));
-                        let mut ident =
-                            Identity::from_meta(path.clone(), meta, &columns[..docker_columns]);
-                        let uid = pod_uid
-                            .as_deref()
-                            .unwrap_or_else(|| meta.label(identity::POD_UID));
-                        ident.extra.extend(pod_values(index.pod(uid)));
-                        ident
-                    } else if let Some((pod, c)) = index.container(id) {
-                        entry.start_time = c.started_at;
-                        let mut ident = bare(docker_columns);
-                        ident.name = id.clone();
-                        ident.image = c.image.clone();
-                        ident.container = c.name.clone();
-                        ident.pod = pod.name.clone();
-                        ident.namespace = pod.namespace.clone();
-                        ident.extra.extend(pod_values(Some(pod)));
-                        ident
-                    } else {
-                        // A container the runtime sources do not list (a pod's sandbox under CRI): the pod
-                        // it sits in, from its path.
-                        let pod = pod_uid.as_deref().and_then(|u| index.pod(u));
-                        let mut ident = bare(docker_columns);
-                        if let Some(p) = pod {
-                            ident.name = id.clone();
-                            ident.pod = p.name.clone();
-                            ident.namespace = p.namespace.clone();
-                        }
-                        ident.extra.extend(pod_values(pod));
-                        ident
-                    }
-                }
-                Kind::Pod { uid, .. } => {
-                    let pod = index.pod(uid);
-                    let mut ident = bare(docker_columns);
-                    if let Some(p) = pod {
-                        ident.pod = p.name.clone();
-                        ident.namespace = p.namespace.clone();
-                    } else if let Some((name, ns)) = docker_pods.get(uid.as_str()) {
-                        ident.pod = name.to_string();
-                        ident.namespace = ns.to_string();
-                    }
-                    ident.extra.extend(pod_values(pod));
-                    ident
-                }
-                _ => bare(columns.len()),
-            };
+            names.identify(&r.found, &mut entry);
             if is_root {
                 root_memory(&self.paths, &mut entry.stats);
                 entry.network = network_of(&self.paths, 1);
@@ -502,7 +534,7 @@ impl CgroupCollector {
             entries.push(entry);
         }
         Ok(ContainersSample {
-            columns,
+            columns: names.columns,
             entries,
             now: now(),
         })

@@ -7,7 +7,7 @@ use super::container::{StateRow, docker_state_rows, state_families};
 use super::{Exposable, Out};
 use crate::sample::container::{KubeSample, POD_CONTAINER_STATES};
 use crate::sample::kubelet::KubeletSample;
-use crate::sample::kubelet::{FsStats, InterfaceStats};
+use crate::sample::kubelet::{FsStats, InterfaceStats, PodStats, Summary};
 
 impl Exposable for KubeSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
@@ -143,111 +143,112 @@ const NODE_FS: [(&str, &str, FsGet); 5] = [
     ),
 ];
 
+/// A pod's label set on the kubelet families: `pod`, `namespace`, then the `--kubernetes.pod-labels`.
+fn pod_labels(s: &KubeletSample) -> Vec<Vec<(&str, &str)>> {
+    (s.summary.pods.iter().zip(&s.pod_values))
+        .map(|(p, values)| {
+            let mut l = vec![
+                ("pod", p.pod_ref.name.as_str()),
+                ("namespace", p.pod_ref.namespace.as_str()),
+            ];
+            for ((name, _), v) in s.pod_columns.iter().zip(values) {
+                l.push((name.as_str(), v.as_str()));
+            }
+            l
+        })
+        .collect()
+}
+
+type PodRows<'a, 'l> = Vec<(&'a PodStats, &'l Vec<(&'a str, &'a str)>)>;
+
+fn pod_network(out: &mut Out<'_, '_>, pods: &PodRows<'_, '_>) -> fmt::Result {
+    for (name, help, get) in POD_NETWORK {
+        let has = |p: &PodStats| {
+            (p.network.as_ref()).is_some_and(|n| n.all().iter().any(|i| get(i).is_some()))
+        };
+        if !pods.iter().any(|(p, _)| has(p)) {
+            continue;
+        }
+        let mut f = out.counter(name, help)?;
+        for (p, l) in pods {
+            for i in p.network.iter().flat_map(|n| n.all()) {
+                if let Some(v) = get(i) {
+                    f.sample_with(l, &["interface"], &[i.name.as_str()], v)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pod_storage(out: &mut Out<'_, '_>, pods: &PodRows<'_, '_>) -> fmt::Result {
+    let used = |p: &PodStats| p.ephemeral_storage.as_ref().and_then(|e| e.used_bytes);
+    if pods.iter().any(|(p, _)| used(p).is_some()) {
+        let mut f = out.gauge(
+            "stevedore_pod_ephemeral_storage_used_bytes",
+            "Ephemeral storage the pod uses: container writable layers, logs, emptyDir volumes (kubelet summary).",
+        )?;
+        for (p, l) in pods {
+            if let Some(v) = used(p) {
+                f.sample(l, v)?;
+            }
+        }
+    }
+    for (name, help, get) in VOLUME {
+        if !pods
+            .iter()
+            .any(|(p, _)| p.volume.iter().any(|v| get(&v.fs).is_some()))
+        {
+            continue;
+        }
+        let mut f = out.gauge(name, help)?;
+        for (p, l) in pods {
+            for v in &p.volume {
+                if let Some(x) = get(&v.fs) {
+                    let claim = v.pvc_ref.as_ref().map(|r| r.name.as_str()).unwrap_or("");
+                    let values = [v.name.as_str(), claim];
+                    f.sample_with(l, &["volume", "persistentvolumeclaim"], &values, x)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn node_filesystems(out: &mut Out<'_, '_>, summary: &Summary) -> fmt::Result {
+    let node = summary.node.as_ref();
+    let runtime = node.and_then(|n| n.runtime.as_ref());
+    let filesystems: Vec<(&str, &FsStats)> = [
+        ("rootfs", node.and_then(|n| n.fs.as_ref())),
+        ("imagefs", runtime.and_then(|r| r.image_fs.as_ref())),
+        ("containerfs", runtime.and_then(|r| r.container_fs.as_ref())),
+    ]
+    .into_iter()
+    .filter_map(|(n, f)| Some((n, f?)))
+    .collect();
+    for (name, help, get) in NODE_FS {
+        if !filesystems.iter().any(|(_, f)| get(f).is_some()) {
+            continue;
+        }
+        let mut f = out.gauge(name, help)?;
+        for (fs, stats) in &filesystems {
+            if let Some(v) = get(stats) {
+                f.sample(&[("filesystem", fs)], v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Exposable for KubeletSample {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result {
         if let Some(usage) = &self.usage {
             usage.expose(out)?;
         }
-        let s = &*self.summary;
-        let pod_labels: Vec<Vec<(&str, &str)>> = s
-            .pods
-            .iter()
-            .zip(&self.pod_values)
-            .map(|(p, values)| {
-                let mut l = vec![
-                    ("pod", p.pod_ref.name.as_str()),
-                    ("namespace", p.pod_ref.namespace.as_str()),
-                ];
-                for ((name, _), v) in self.pod_columns.iter().zip(values) {
-                    l.push((name.as_str(), v.as_str()));
-                }
-                l
-            })
-            .collect();
-        let pods = || s.pods.iter().zip(&pod_labels);
-
-        for (name, help, get) in POD_NETWORK {
-            let has = |p: &crate::sample::kubelet::PodStats| {
-                p.network
-                    .as_ref()
-                    .is_some_and(|n| n.all().iter().any(|i| get(i).is_some()))
-            };
-            if !s.pods.iter().any(has) {
-                continue;
-            }
-            let mut f = out.counter(name, help)?;
-            for (p, l) in pods() {
-                for i in p.network.iter().flat_map(|n| n.all()) {
-                    if let Some(v) = get(i) {
-                        f.sample_with(l, &["interface"], &[i.name.as_str()], v)?;
-                    }
-                }
-            }
-        }
-        if s.pods.iter().any(|p| {
-            p.ephemeral_storage
-                .as_ref()
-                .is_some_and(|e| e.used_bytes.is_some())
-        }) {
-            let mut f = out.gauge(
-                "stevedore_pod_ephemeral_storage_used_bytes",
-                "Ephemeral storage the pod uses: container writable layers, logs, emptyDir volumes (kubelet summary).",
-            )?;
-            for (p, l) in pods() {
-                if let Some(v) = p.ephemeral_storage.as_ref().and_then(|e| e.used_bytes) {
-                    f.sample(l, v)?;
-                }
-            }
-        }
-        for (name, help, get) in VOLUME {
-            if !s
-                .pods
-                .iter()
-                .any(|p| p.volume.iter().any(|v| get(&v.fs).is_some()))
-            {
-                continue;
-            }
-            let mut f = out.gauge(name, help)?;
-            for (p, l) in pods() {
-                for v in &p.volume {
-                    if let Some(x) = get(&v.fs) {
-                        let claim = v.pvc_ref.as_ref().map(|r| r.name.as_str()).unwrap_or("");
-                        f.sample_with(
-                            l,
-                            &["volume", "persistentvolumeclaim"],
-                            &[v.name.as_str(), claim],
-                            x,
-                        )?;
-                    }
-                }
-            }
-        }
-        let node = s.node.as_ref();
-        let filesystems: Vec<(&str, &FsStats)> = [
-            ("rootfs", node.and_then(|n| n.fs.as_ref())),
-            (
-                "imagefs",
-                node.and_then(|n| n.runtime.as_ref()?.image_fs.as_ref()),
-            ),
-            (
-                "containerfs",
-                node.and_then(|n| n.runtime.as_ref()?.container_fs.as_ref()),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(n, f)| Some((n, f?)))
-        .collect();
-        for (name, help, get) in NODE_FS {
-            if !filesystems.iter().any(|(_, f)| get(f).is_some()) {
-                continue;
-            }
-            let mut f = out.gauge(name, help)?;
-            for (fs, stats) in &filesystems {
-                if let Some(v) = get(stats) {
-                    f.sample(&[("filesystem", fs)], v)?;
-                }
-            }
-        }
-        Ok(())
+        let labels = pod_labels(self);
+        let pods: PodRows<'_, '_> = self.summary.pods.iter().zip(&labels).collect();
+        pod_network(out, &pods)?;
+        pod_storage(out, &pods)?;
+        node_filesystems(out, &self.summary)
     }
 }

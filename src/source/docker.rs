@@ -194,13 +194,12 @@ async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>
 
 /// A failed Docker API call, with what to check.
 fn unreachable(host: &Option<String>, what: &str, e: bollard::errors::Error) -> SourceError {
+    let host = host
+        .as_deref()
+        .unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock");
     SourceError::Unreachable {
-        what: format!(
-            "docker {what} ({})",
-            host.as_deref()
-                .unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock")
-        ),
-        detail: e.to_string(),
+        what: "docker".into(),
+        detail: format!("{what} at {host}: {e}"),
         hint: "check --docker.host and that the socket is mounted and readable",
     }
 }

@@ -15,7 +15,7 @@ pub(crate) enum SourceError {
         message: String,
         rbac: &'static str,
     },
-    #[error("{what}: unreachable ({detail}); {hint}")]
+    #[error("{what} unreachable ({detail}); {hint}")]
     Unreachable {
         what: String,
         detail: String,
@@ -27,7 +27,7 @@ pub(crate) enum SourceError {
         after: Duration,
         flag: &'static str,
     },
-    #[error("{what}: invalid answer ({detail}); {hint}")]
+    #[error("{what}: invalid JSON ({detail}); {hint}")]
     BadPayload {
         what: String,
         detail: String,
