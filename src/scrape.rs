@@ -99,6 +99,8 @@ struct Entry {
     /// returns, so hung calls never pile up.
     busy: Arc<AtomicBool>,
     health: Health,
+    /// How many times the collector has run.
+    runs: std::sync::atomic::AtomicU64,
     /// The last run and when it finished. Held while a run is under way, so scrapes queue on it.
     last: tokio::sync::Mutex<Option<(Instant, Arc<Part>)>>,
 }
@@ -131,6 +133,7 @@ impl Scraper {
                 collector,
                 busy: Arc::new(AtomicBool::new(false)),
                 health: Health::new("collector", name),
+                runs: Default::default(),
                 last: tokio::sync::Mutex::new(None),
             })
             .collect();
@@ -225,6 +228,7 @@ impl Scraper {
         Part {
             name: entry.name,
             duration: start.elapsed(),
+            runs: entry.runs.fetch_add(1, Ordering::Relaxed) + 1,
             outcome,
         }
     }

@@ -626,6 +626,7 @@ mod tests {
         let part = Part {
             name: "cgroup",
             duration: std::time::Duration::ZERO,
+            runs: 1,
             outcome: Outcome::Ok(Arc::new(sample)),
         };
         render(vec![Arc::new(part)], Format::Text004, vec![])

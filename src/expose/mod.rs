@@ -184,6 +184,8 @@ impl Format {
 pub(crate) struct Part {
     pub(crate) name: &'static str,
     pub(crate) duration: Duration,
+    /// How many times the collector has run, this run included.
+    pub(crate) runs: u64,
     pub(crate) outcome: Outcome,
 }
 
@@ -224,6 +226,13 @@ impl prometheus_client::collector::Collector for ScrapeView {
         )?;
         for p in &self.parts {
             f.sample(&[("collector", p.name)][..], p.duration.as_secs_f64())?;
+        }
+        let mut f = out.counter(
+            "stevedore_scrape_collector_runs",
+            "How many times the collector has run (a scrape reuses a run younger than --collect.min-age or under way).",
+        )?;
+        for p in &self.parts {
+            f.sample(&[("collector", p.name)][..], p.runs as f64)?;
         }
         let mut f = out.gauge(
             "stevedore_scrape_collector_success",

@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+pub mod kube;
 
 #[path = "../../src/testutil/fixtures.rs"]
 mod fixtures;
@@ -367,4 +369,50 @@ pub fn read_num(path: &Path, key: Option<&str>) -> f64 {
             .parse()
             .unwrap(),
     }
+}
+
+// Docker test helpers: an exporter with the cgroup and docker collectors only, and series by container name.
+
+pub fn docker_exporter(extra: &[&str]) -> Exporter {
+    let mut args = vec![
+        "--collect.min-age=0",
+        "--collector.disable-defaults",
+        "--collector.cgroup",
+        "--collector.docker",
+    ];
+    args.extend_from_slice(extra);
+    Exporter::start(&args)
+}
+
+pub fn named<'a>(s: &'a [Sample], metric: &str, name: &str) -> Vec<&'a Sample> {
+    s.iter()
+        .filter(|x| x.name == metric && x.labels.get("name").map(String::as_str) == Some(name))
+        .collect()
+}
+
+pub fn one(s: &[Sample], metric: &str, name: &str) -> Option<f64> {
+    let v = named(s, metric, name);
+    assert!(v.len() <= 1, "{metric} for {name}: {} series", v.len());
+    v.first().map(|x| x.value)
+}
+
+pub fn known(c: &Container) -> impl Fn(&[Sample]) -> bool + '_ {
+    move |s: &[Sample]| one(s, "container_cpu_usage_seconds_total", &c.name).is_some()
+}
+
+/// GET with `Accept-Encoding: gzip`: the compressed body, and it decompressed.
+pub fn get_gzip(client: &reqwest::blocking::Client, url: &str) -> (Vec<u8>, String) {
+    let mut r = client
+        .get(url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let mut compressed = Vec::new();
+    r.read_to_end(&mut compressed).unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    (compressed, plain)
 }

@@ -1,0 +1,201 @@
+//! Real cgroups in the kubelet's layout for the recorded node, both drivers: pods, containers and their
+//! labels, and `--kubernetes.pod-labels`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::kube::*;
+use common::*;
+
+#[test]
+fn cgroup_attribution_of_the_recorded_node_both_drivers() {
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        panic!("needs the cgroup v1 hierarchies of this machine kind (root)");
+    }
+    let recorded = recorded_cadvisor();
+    let cpu: Vec<&Sample> = recorded
+        .iter()
+        .filter(|r| {
+            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
+        })
+        .collect();
+    let ids: Vec<String> = cpu.iter().map(|r| r.labels["id"].clone()).collect();
+    assert!(ids.len() > 40, "{}", ids.len());
+    // One pod also in the systemd driver's form.
+    let ksm = cpu
+        .iter()
+        .find(|r| r.labels["container"] == "kube-state-metrics")
+        .unwrap();
+    let ksm_id = &ksm.labels["id"];
+    let parts: Vec<&str> = ksm_id.trim_start_matches('/').split('/').collect();
+    let (qos, pod_uid, cid) = (parts[1], parts[2].trim_start_matches("pod"), parts[3]);
+    let systemd = format!(
+        "/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice/cri-containerd-{cid}.scope",
+        pod_uid.replace('-', "_")
+    );
+    let mut all = ids.clone();
+    all.push(systemd.clone());
+    let _dirs = CgroupDirs::make(&all);
+
+    let (_replay, e) = recorded_kubelet(&[]);
+    let s = until(&e, "cgroup", "pods attributed", |s| {
+        s.iter().any(|x| {
+            x.name == "container_cpu_usage_seconds_total"
+                && x.labels["id"] == *ksm_id
+                && !x.labels["pod"].is_empty()
+        })
+    });
+    let mut sandboxes = 0;
+    for r in &cpu {
+        let ours = s
+            .iter()
+            .find(|x| x.name == r.name && x.labels["id"] == r.labels["id"])
+            .unwrap_or_else(|| panic!("no series for {}", r.labels["id"]));
+        let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&ours.labels), names(&r.labels));
+        for l in ["pod", "namespace", "container", "name"] {
+            assert_eq!(ours.labels[l], r.labels[l], "{l} of {}", r.labels["id"]);
+        }
+        if r.labels["container"].is_empty() && !r.labels["name"].is_empty() {
+            // A sandbox: no pod API names its image; the kubelet's cAdvisor asks the runtime.
+            assert_eq!(ours.labels["image"], "");
+            sandboxes += 1;
+        } else {
+            assert_eq!(
+                ours.labels["image"], r.labels["image"],
+                "{}",
+                r.labels["id"]
+            );
+        }
+    }
+    assert!(sandboxes > 10);
+    // The systemd form names the same container.
+    let sd = s
+        .iter()
+        .find(|x| x.name == "container_cpu_usage_seconds_total" && x.labels["id"] == systemd)
+        .expect("the systemd-form cgroup");
+    for l in ["pod", "namespace", "container", "image", "name"] {
+        assert_eq!(sd.labels[l], ksm.labels[l]);
+    }
+    // The kubelet's resource names for each pod cgroup.
+    for r in cpu
+        .iter()
+        .filter(|r| r.labels["container"].is_empty() && r.labels["name"].is_empty())
+    {
+        assert!(
+            value(
+                &s,
+                "pod_cpu_usage_seconds_total",
+                &[
+                    ("pod", &r.labels["pod"]),
+                    ("namespace", &r.labels["namespace"])
+                ]
+            )
+            .is_some()
+        );
+    }
+    let (body, _) = scrape(&e, "cgroup");
+    assert_promtool_clean(&body);
+}
+
+#[test]
+fn pod_labels_only_through_the_allowlist_sanitized() {
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    let pods = load_json(&k8s_fixture("1_35/kubelet/pods"));
+    let items = pods["items"].as_array().unwrap();
+    let ids: Vec<String> = recorded_cadvisor()
+        .iter()
+        .filter(|r| {
+            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
+        })
+        .map(|r| r.labels["id"].clone())
+        .collect();
+    let _dirs = CgroupDirs::make(&ids);
+    // `job-name` and `job.name` both become pod_label_job_name: the first in byte order keeps it.
+    let (_replay, e) = recorded_kubelet(&[
+        "--kubernetes.pod-labels=k8s-app,job.name,batch.kubernetes.io/job-name,app,job-name",
+    ]);
+    let columns = [
+        ("pod_label_app", "app"),
+        (
+            "pod_label_batch_kubernetes_io_job_name",
+            "batch.kubernetes.io/job-name",
+        ),
+        ("pod_label_job_name", "job-name"),
+        ("pod_label_k8s_app", "k8s-app"),
+    ];
+    // The pod's label in the payload, read by the test.
+    let label_of = |ns: &str, pod: &str, key: &str| -> String {
+        items
+            .iter()
+            .find(|p| {
+                str_of(p, &["metadata", "name"]) == pod
+                    && str_of(p, &["metadata", "namespace"]) == ns
+            })
+            .map(|p| {
+                p["metadata"]["labels"][key]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    // The series of one family in `samples`: (series with a pod, non-empty pod label values).
+    let check = |samples: &[Sample], family: &str| -> (usize, usize) {
+        let (mut pods, mut values) = (0, 0);
+        for x in samples.iter().filter(|x| x.name == family) {
+            let extra: Vec<&str> = x
+                .labels
+                .keys()
+                .filter(|k| k.starts_with("pod_label_"))
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                extra,
+                columns.iter().map(|c| c.0).collect::<Vec<_>>(),
+                "{x:?}"
+            );
+            let (pod, ns) = (&x.labels["pod"], &x.labels["namespace"]);
+            for (col, key) in columns {
+                let want = if pod.is_empty() {
+                    String::new()
+                } else {
+                    label_of(ns, pod, key)
+                };
+                assert_eq!(x.labels[col], want, "{col} of {pod}");
+                values += usize::from(!want.is_empty());
+            }
+            pods += usize::from(!pod.is_empty());
+        }
+        (pods, values)
+    };
+    let s = until(&e, "cgroup", "pods with their labels", |s| {
+        s.iter().any(|x| {
+            x.name == "container_cpu_usage_seconds_total"
+                && x.labels.get("pod_label_app").is_some_and(|v| !v.is_empty())
+        })
+    });
+    let (pods, values) = check(&s, "container_cpu_usage_seconds_total");
+    assert!(
+        pods > 40 && values > 20,
+        "{pods} pod series, {values} label values"
+    );
+    let (body, k) = scrape(&e, "kubernetes");
+    assert_promtool_clean(&body);
+    let (pods, values) = check(&k, "stevedore_container_restarts_total");
+    assert!(
+        pods >= 20 && values > 20,
+        "{pods} pod series, {values} label values"
+    );
+    // Pod labels not in the list are no labels.
+    assert!(
+        !s.iter()
+            .chain(&k)
+            .any(|x| x.labels.keys().any(|l| l.contains("template_hash")))
+    );
+    let (body, _) = scrape(&e, "cgroup");
+    assert_promtool_clean(&body);
+}
