@@ -133,7 +133,8 @@ pub fn render_cost(n: usize) -> Vec<(&'static str, f64, usize)> {
                 counted.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
                 true
             };
-            crate::expose::render_chunked(vec![part.clone()], format, vec![], count);
+            let last = crate::expose::render_chunked(vec![part.clone()], format, vec![], count);
+            bytes.fetch_add(last.len(), std::sync::atomic::Ordering::Relaxed);
         }
         let bytes = bytes.load(std::sync::atomic::Ordering::Relaxed);
         (label, t.elapsed().as_secs_f64() * 100.0, bytes)

@@ -147,10 +147,15 @@ async fn metrics(
     let sources = s.sources.all();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let _permit = _permit;
-        expose::render_chunked(parts, format, sources, move |chunk| {
-            tx.blocking_send(Ok(chunk.into())).is_ok()
+        let sender = tx.clone();
+        let last = expose::render_chunked(parts, format, sources, move |chunk| {
+            sender.blocking_send(Ok(chunk.into())).is_ok()
         });
+        // The slot is free before the client can have the whole body.
+        drop(_permit);
+        if !last.is_empty() {
+            let _ = tx.blocking_send(Ok(last.into()));
+        }
     });
     // poll_recv keeps answering None after the end (the gzip layer polls once more).
     let mut rx = rx;

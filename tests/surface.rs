@@ -103,7 +103,8 @@ fn public_surface_matches_the_golden_file() {
     }
     let want = std::fs::read_to_string(&golden).unwrap_or_default();
     if got != want {
-        let (g, w): (BTreeSet<&str>, BTreeSet<&str>) = (got.lines().collect(), want.lines().collect());
+        let (g, w): (BTreeSet<&str>, BTreeSet<&str>) =
+            (got.lines().collect(), want.lines().collect());
         let added: Vec<_> = g.difference(&w).collect();
         let removed: Vec<_> = w.difference(&g).collect();
         panic!(

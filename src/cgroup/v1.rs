@@ -140,6 +140,7 @@ fn read_memory(mem: &Path, files: &mut Files) -> Option<MemoryStats> {
     };
     m.max_usage = files.num(mem, "memory.max_usage_in_bytes");
     m.failcnt = files.num(mem, "memory.failcnt");
+    m.stat[stat_index("kernel")] = files.num(mem, "memory.kmem.usage_in_bytes");
     // `oom_kill` appears in memory.oom_control from Linux 4.13.
     m.oom_kills = files
         .text(mem, "memory.oom_control")

@@ -177,6 +177,11 @@ pub(crate) const FAMILIES: &[Row] = &[
         One(|e| mem(e)?.stat(const { stat_index("file_mapped") })),
     ),
     gauge(
+        "container_memory_kernel_usage",
+        "Size of kernel memory allocated in bytes.",
+        One(|e| mem(e)?.stat(const { stat_index("kernel") })),
+    ),
+    gauge(
         "container_memory_swap",
         "Container swap usage in bytes.",
         One(|e| mem(e)?.swap),

@@ -25,6 +25,7 @@ pub(crate) const MEMORY_STAT: &[(&str, &str)] = &[
     ("inactive_file", "inactive_file"),
     ("pgfault", "pgfault"),
     ("pgmajfault", "pgmajfault"),
+    ("kernel", ""),
 ];
 
 /// The position of a v2 key in [`MEMORY_STAT`]; a key that is not listed fails the build when used in
