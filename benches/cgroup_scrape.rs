@@ -31,6 +31,7 @@ const FILES: &[(&str, &str)] = &[
     ("memory", "memory.max_usage_in_bytes"),
     ("memory", "memory.failcnt"),
     ("memory", "memory.oom_control"),
+    ("memory", "memory.kmem.usage_in_bytes"),
     ("blkio", "blkio.throttle.io_service_bytes_recursive"),
     ("blkio", "blkio.throttle.io_serviced_recursive"),
     ("pids", "pids.current"),
