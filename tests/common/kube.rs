@@ -142,18 +142,7 @@ pub fn until(
     what: &str,
     pred: impl Fn(&[Sample]) -> bool,
 ) -> Vec<Sample> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, s) = scrape(e, collect);
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll_until(30, what, || scrape(e, collect).1, pred)
 }
 
 pub fn source_up(e: &Exporter, source: &str) -> Option<f64> {

@@ -335,16 +335,16 @@ impl Drop for Container {
     }
 }
 
-/// Scrapes until `pred` holds (identity arrives through Docker's events, asynchronously), at most `secs`.
-pub fn scrape_until(
-    e: &Exporter,
+/// Scrapes with `scrape` until `pred` holds, at most `secs`.
+pub fn poll_until(
     secs: u64,
     what: &str,
+    scrape: impl Fn() -> Vec<Sample>,
     pred: impl Fn(&[Sample]) -> bool,
 ) -> Vec<Sample> {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let s = parse_exposition(&e.metrics());
+        let s = scrape();
         if pred(&s) {
             return s;
         }
@@ -354,6 +354,16 @@ pub fn scrape_until(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Scrapes until `pred` holds (identity arrives through Docker's events, asynchronously), at most `secs`.
+pub fn scrape_until(
+    e: &Exporter,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&[Sample]) -> bool,
+) -> Vec<Sample> {
+    poll_until(secs, what, || parse_exposition(&e.metrics()), pred)
 }
 
 /// Reads a number from a file (a cgroup file), or the value of `key` in a `key value` file.
