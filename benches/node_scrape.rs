@@ -155,7 +155,10 @@ fn start_stevedore() -> (Proc, String) {
     if let Ok(extra) = std::env::var("BENCH_STEVEDORE_ARGS") {
         args.extend(extra.split_whitespace().map(str::to_string));
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+    // BENCH_STEVEDORE_BIN: another build of the binary, for an A/B run in one session.
+    let bin = std::env::var("BENCH_STEVEDORE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stevedore").to_string());
+    let mut child = Command::new(bin)
         .args(&args)
         .stderr(Stdio::piped())
         .spawn()

@@ -81,8 +81,15 @@ fn v1_docker_tree_is_read_as_recorded() {
     // The unlimited sentinel (9223372036854771712) reads as 0, as cAdvisor reports it.
     assert!(file_num(&d("memory", "memory.limit_in_bytes")) > 4.6e18);
     assert_eq!(s.spec.memory_limit, Some(0.0));
+}
 
-    // blkio: one entry per device with the Read/Write lines of each file; the Total lines are skipped.
+/// blkio: one entry per device with the Read/Write lines of each file; the Total lines are skipped.
+#[test]
+fn v1_docker_tree_blkio_is_read_as_recorded() {
+    let root = v1_tree();
+    let layout = Layout::detect(&root).unwrap();
+    let s = layout.read(&format!("/docker/{V1_ID}"), false, &mut Vec::new());
+    let d = |c: &str, f: &str| root.join(c).join("docker").join(V1_ID).join(f);
     let bytes = std::fs::read_to_string(d("blkio", "blkio.throttle.io_service_bytes")).unwrap();
     let ops = std::fs::read_to_string(d("blkio", "blkio.throttle.io_serviced")).unwrap();
     let pick = |text: &str, dev: &str, op: &str| {

@@ -411,7 +411,7 @@ impl CgroupCollector {
         // Workers take cgroups in small batches from one queue, so none idles while another still has a
         // long share; the results are put back in discovery order.
         let queue = Mutex::new(jobs.into_iter().enumerate());
-        let (paths, queue) = (&self.paths, &queue);
+        let paths = &self.paths;
         let read_one = move |f: Found, mut state: CgroupState, buf: &mut Vec<u8>| -> Raw {
             let is_root = f.kind == Kind::Root;
             let cached = state
@@ -451,7 +451,24 @@ impl CgroupCollector {
                 procs,
             }
         };
-        let mut numbered: Vec<(usize, Raw)> = std::thread::scope(|s| {
+        let mut numbered = self.in_workers(&queue, read_one);
+        numbered.sort_unstable_by_key(|(i, _)| *i);
+        let mut raws: Vec<Raw> = numbered.into_iter().map(|(_, r)| r).collect();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &mut raws {
+            state.insert(r.found.path.clone(), std::mem::take(&mut r.state));
+        }
+        raws
+    }
+
+    /// Runs `read_one` on every queued cgroup in `self.threads` workers, which take small batches from
+    /// the queue so that none idles while another still has a long share. Returns (position, reading).
+    fn in_workers<Q>(&self, queue: &Mutex<Q>, read_one: impl Fn(Found, CgroupState, &mut Vec<u8>) -> Raw + Sync) -> Vec<(usize, Raw)>
+    where
+        Q: Iterator<Item = (usize, (Found, CgroupState))> + Send,
+    {
+        let read_one = &read_one;
+        std::thread::scope(|s| {
             let handles: Vec<_> = (0..self.threads)
                 .map(|_| {
                     s.spawn(move || {
@@ -478,14 +495,7 @@ impl CgroupCollector {
                 .into_iter()
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
-        });
-        numbered.sort_unstable_by_key(|(i, _)| *i);
-        let mut raws: Vec<Raw> = numbered.into_iter().map(|(_, r)| r).collect();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for r in &mut raws {
-            state.insert(r.found.path.clone(), std::mem::take(&mut r.state));
-        }
-        raws
+        })
     }
 
     fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
