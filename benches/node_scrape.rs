@@ -157,7 +157,9 @@ fn start_stevedore() -> (Proc, String) {
     }
     // BENCH_STEVEDORE_BIN: another build of the binary, for an A/B run in one session.
     let bin = std::env::var("BENCH_STEVEDORE_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_stevedore").to_string());
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stevedore").to_string());
     let mut child = Command::new(bin)
         .args(&args)
         .stderr(Stdio::piped())
