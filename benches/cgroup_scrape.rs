@@ -157,7 +157,12 @@ fn bench_stevedore(
     // Extra flags for experiments, e.g. BENCH_STEVEDORE_ARGS=--collect.min-age=1h times rendering + HTTP alone.
     let extra = std::env::var("BENCH_STEVEDORE_ARGS").unwrap_or_default();
     args.extend(extra.split_whitespace());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+    // BENCH_STEVEDORE_BIN: another build of the binary, for an A/B run in one session.
+    let bin = std::env::var("BENCH_STEVEDORE_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stevedore").to_string());
+    let mut child = Command::new(bin)
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -95,8 +95,8 @@ fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, files: &mut Files) -> Option<Cpu
 /// figures; without them the local keys are. Local pgfault and pgmajfault are kept for cAdvisor's
 /// `scope="container"` series.
 pub(crate) fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
-    let n = MEMORY_STAT.len();
-    let (mut local, mut total) = (vec![None; n], vec![None; n]);
+    const N: usize = MEMORY_STAT.len();
+    let (mut local, mut total) = ([None; N], [None; N]);
     let (mut swap, mut total_swap) = (None, None);
     for (k, v) in flat_keyed(text) {
         let (base, slots) = match k.strip_prefix("total_") {
@@ -119,7 +119,7 @@ pub(crate) fn parse_memory_stat(usage: Option<f64>, text: &str) -> MemoryStats {
         swap: total_swap.or(swap),
         ..Default::default()
     };
-    for i in 0..n {
+    for i in 0..N {
         m.stat[i] = total[i].or(local[i]);
     }
     let faults = [stat_index("pgfault"), stat_index("pgmajfault")];

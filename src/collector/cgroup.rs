@@ -356,15 +356,17 @@ impl<'a> Names<'a> {
         pod_uid: Option<&str>,
         entry: &mut ContainerEntry,
     ) -> Identity {
-        let mut ident = Identity::bare(found.path.clone(), self.runtime_columns);
         if let Some(meta) = self.metas.get(id) {
             entry.start_time = meta.started_at;
             entry.health = Some(health_value(meta));
             let runtime = &self.columns[..self.runtime_columns];
-            ident = Identity::from_meta(found.path.clone(), meta, runtime);
+            let mut ident = Identity::from_meta(found.path.clone(), meta, runtime);
             let uid = pod_uid.unwrap_or_else(|| meta.label(identity::POD_UID));
             ident.extra.extend(self.pod_values(self.index.pod(uid)));
-        } else if let Some((pod, c)) = self.index.container(id) {
+            return ident;
+        }
+        let mut ident = Identity::bare(found.path.clone(), self.runtime_columns);
+        if let Some((pod, c)) = self.index.container(id) {
             entry.start_time = c.started_at;
             ident.name = id.to_string();
             ident.image = c.image.clone();

@@ -397,6 +397,21 @@ impl Text004Writer {
         self.out.finish()
     }
 
+    /// Hands `handle` the whole of a comment line or sample name whose end is `tail`: `tail` itself when
+    /// nothing of it was buffered (the usual case, no copy), else the buffer completed by `tail`. The
+    /// buffer keeps its capacity.
+    fn whole(&mut self, tail: &str, handle: fn(&mut Self, &str) -> fmt::Result) -> fmt::Result {
+        if self.line.is_empty() {
+            return handle(self, tail);
+        }
+        let mut line = std::mem::take(&mut self.line);
+        line.push_str(tail);
+        let result = handle(self, &line);
+        line.clear();
+        self.line = line;
+        result
+    }
+
     fn comment(&mut self, line: &str) -> fmt::Result {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             return Ok(());
@@ -452,17 +467,19 @@ impl fmt::Write for Text004Writer {
         while !rest.is_empty() {
             match self.mode {
                 LineMode::Start => {
+                    // A sample's name needs a look only inside a legacy counter family; every other
+                    // sample line is the same in both formats and passes straight through.
                     self.mode = if rest.starts_with('#') {
                         LineMode::Comment
-                    } else {
+                    } else if self.strip_total.is_some() {
                         LineMode::Name
+                    } else {
+                        LineMode::Rest
                     };
                 }
                 LineMode::Comment => match rest.find('\n') {
                     Some(i) => {
-                        self.line.push_str(&rest[..i]);
-                        let line = std::mem::take(&mut self.line);
-                        self.comment(&line)?;
+                        self.whole(&rest[..i], Self::comment)?;
                         rest = &rest[i + 1..];
                         self.mode = LineMode::Start;
                     }
@@ -473,9 +490,7 @@ impl fmt::Write for Text004Writer {
                 },
                 LineMode::Name => match rest.find(['{', ' ', '\n']) {
                     Some(i) => {
-                        self.line.push_str(&rest[..i]);
-                        let line = std::mem::take(&mut self.line);
-                        self.name(&line)?;
+                        self.whole(&rest[..i], Self::name)?;
                         rest = &rest[i..];
                         self.mode = LineMode::Rest;
                     }
