@@ -266,7 +266,13 @@ pub fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(run()),
+        Ok(rt) => {
+            let code = rt.block_on(run());
+            // A read blocked for good (a dead NFS mount, a FIFO) keeps its blocking thread: the server has
+            // stopped, so give the others a moment and exit without waiting for it.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
+        }
         Err(e) => {
             eprintln!("stevedore: cannot start the async runtime: {e}");
             ExitCode::FAILURE

@@ -99,22 +99,42 @@ fn concurrent_scrapes_share_one_collection_and_excess_gets_503() {
     assert_eq!(dur(&results[0].1), dur(&results[1].1));
 }
 
-#[test]
-fn sigterm_shuts_down_gracefully() {
-    let mut e = Exporter::start(&[]);
-    let _ = e.metrics();
+/// Sends SIGTERM and waits up to `secs` for a clean exit.
+fn terminate(e: &mut Exporter, secs: u64) {
     let pid = e.child.id() as i32;
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(status) = e.child.try_wait().unwrap() {
             assert!(status.success(), "{status:?}");
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut e = Exporter::start(&[]);
+    let _ = e.metrics();
+    terminate(&mut e, 5);
+}
+
+/// A read blocked for good (a FIFO in place of /proc/meminfo) does not hold the process after SIGTERM:
+/// Kubernetes would otherwise kill it after the grace period, every time.
+#[test]
+fn sigterm_completes_while_a_read_is_blocked() {
+    let (_dir, proc) = procfs_with_blocking_meminfo();
+    let mut e = Exporter::start(&[
+        &format!("--path.procfs={}", proc.display()),
+        "--collect.timeout=1s",
+    ]);
+    // The scrape is served after the timeout, with meminfo's read still hanging on a blocking thread.
+    let s = parse_exposition(&e.metrics());
+    assert_eq!(collector_success(&s, "meminfo"), Some(0.0));
+    terminate(&mut e, 5);
 }

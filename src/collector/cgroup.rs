@@ -203,8 +203,13 @@ fn netns(paths: &Paths, pid: u32) -> Option<u64> {
 
 /// A process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
 fn start_ticks(paths: &Paths, pid: u32, buf: &mut Vec<u8>) -> Option<f64> {
-    let text = read_into(&paths.proc(&format!("{pid}/stat")), buf)?;
-    let after = &text[text.rfind(')')? + 2..];
+    stat_start_ticks(read_into(&paths.proc(&format!("{pid}/stat")), buf)?)
+}
+
+/// Field 22 (starttime) of a /proc/<pid>/stat line. The command (field 2) may hold spaces and parens, so
+/// the fields are counted after its last `)`; a line cut short gives `None`.
+fn stat_start_ticks(text: &str) -> Option<f64> {
+    let after = text.get(text.rfind(')')? + 1..)?;
     num(after.split_whitespace().nth(19)?)
 }
 
@@ -389,8 +394,52 @@ impl<'a> Names<'a> {
     }
 }
 
+/// Runs `work` on every queued job in `threads` workers, which take small batches from the queue so
+/// that none idles while another still has a long share. Returns (position, result). A worker that
+/// panicked fails the whole collection (its batch would be missing): never a success with data dropped.
+fn in_workers<J, R: Send>(
+    threads: usize,
+    queue: &Mutex<impl Iterator<Item = (usize, J)> + Send>,
+    work: impl Fn(J, &mut Vec<u8>) -> R + Sync,
+) -> Result<Vec<(usize, R)>, CollectError> {
+    let work = &work;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut out = Vec::new();
+                    loop {
+                        let batch: Vec<_> = (queue.lock().unwrap_or_else(|p| p.into_inner()))
+                            .by_ref()
+                            .take(16)
+                            .collect();
+                        if batch.is_empty() {
+                            return out;
+                        }
+                        for (i, job) in batch {
+                            out.push((i, work(job, &mut buf)));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().map_err(|_| {
+                CollectError::Other(
+                    "a cgroup reader panicked (a bug: please report it with the log); no container \
+                     series this time"
+                        .into(),
+                )
+            })?);
+        }
+        Ok(all)
+    })
+}
+
 impl CgroupCollector {
-    fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Vec<Raw> {
+    fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Result<Vec<Raw>, CollectError> {
         // Each cgroup's state goes with it to the worker that reads it. The states of cgroups no longer
         // found are dropped here (their kept files closed); a cgroup made again under the same path (a
         // new inode) starts with a fresh one.
@@ -414,7 +463,7 @@ impl CgroupCollector {
         // long share; the results are put back in discovery order.
         let queue = Mutex::new(jobs.into_iter().enumerate());
         let paths = &self.paths;
-        let read_one = move |f: Found, mut state: CgroupState, buf: &mut Vec<u8>| -> Raw {
+        let read_one = move |(f, mut state): (Found, CgroupState), buf: &mut Vec<u8>| -> Raw {
             let is_root = f.kind == Kind::Root;
             let cached = state
                 .spec
@@ -453,56 +502,19 @@ impl CgroupCollector {
                 procs,
             }
         };
-        let mut numbered = self.in_workers(&queue, read_one);
+        let mut numbered = in_workers(self.threads, &queue, read_one)?;
         numbered.sort_unstable_by_key(|(i, _)| *i);
         let mut raws: Vec<Raw> = numbered.into_iter().map(|(_, r)| r).collect();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for r in &mut raws {
             state.insert(r.found.path.clone(), std::mem::take(&mut r.state));
         }
-        raws
-    }
-
-    /// Runs `read_one` on every queued cgroup in `self.threads` workers, which take small batches from
-    /// the queue so that none idles while another still has a long share. Returns (position, reading).
-    fn in_workers<Q>(&self, queue: &Mutex<Q>, read_one: impl Fn(Found, CgroupState, &mut Vec<u8>) -> Raw + Sync) -> Vec<(usize, Raw)>
-    where
-        Q: Iterator<Item = (usize, (Found, CgroupState))> + Send,
-    {
-        let read_one = &read_one;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..self.threads)
-                .map(|_| {
-                    s.spawn(move || {
-                        let mut buf = Vec::new();
-                        let mut out = Vec::new();
-                        loop {
-                            let batch: Vec<_> = queue
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .by_ref()
-                                .take(16)
-                                .collect();
-                            if batch.is_empty() {
-                                return out;
-                            }
-                            for (i, (f, state)) in batch {
-                                out.push((i, read_one(f, state, &mut buf)));
-                            }
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
+        Ok(raws)
     }
 
     fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
         let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
-        let raws = self.read_all(layout, found);
+        let raws = self.read_all(layout, found)?;
         let devices = device_names(&self.paths);
         let owners = network_owners(&raws, netns(&self.paths, 1));
         let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
@@ -645,3 +657,29 @@ impl Collector for CgroupCollector {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_ticks_of_cut_short_and_hostile_stat_lines() {
+        let line = "26231 (a) b (c)) S 1 26231 26231 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 0 0";
+        assert_eq!(stat_start_ticks(line), Some(777.0));
+        for bad in [")", "26231 (vim)", "26231 (vim) S", "", "no paren at all"] {
+            assert_eq!(stat_start_ticks(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_panicking_worker_fails_the_collection() {
+        let queue = Mutex::new((0..100usize).map(|i| (i, i)));
+        let got = in_workers(2, &queue, |j, _| j * 2).unwrap();
+        assert_eq!(got.len(), 100);
+        let queue = Mutex::new((0..100usize).map(|i| (i, i)));
+        let result = in_workers(2, &queue, |j, _| {
+            assert!(j != 57, "boom");
+            j
+        });
+        assert!(matches!(result, Err(CollectError::Other(m)) if m.contains("panicked")));
+    }
+}
