@@ -31,10 +31,21 @@ fn read_whole(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
         if n == 0 || total < buf.len() {
             return Ok(total);
         }
+        if buf.len() >= MAX_FILE {
+            buf.truncate(16 * 1024);
+            return Err(std::io::Error::other(format!(
+                "larger than {} MiB: not a cgroup file",
+                MAX_FILE >> 20
+            )));
+        }
         let grown = buf.len() * 2;
         buf.resize(grown, 0);
     }
 }
+
+/// The largest cgroup file read (the largest real ones are cgroup.procs of a cgroup with very many
+/// processes: about 8 bytes a pid). Anything bigger is not a cgroup file (`/dev/zero` linked in place).
+const MAX_FILE: usize = 4 << 20;
 
 /// `--collector.cgroup.keep-open`: at most this many cgroup files are kept open at once, past it files are
 /// read the ordinary way. Leaves room below the open-files limit for everything else (sockets,
@@ -168,4 +179,19 @@ pub(crate) fn working_set(usage: Option<f64>, inactive_file: Option<f64>) -> Opt
 /// Memory limits above 2^62 are the kernel's "unlimited" (v1 prints 9223372036854771712); report 0.
 pub(crate) fn limit(v: Option<f64>) -> Option<f64> {
     v.map(|x| if x >= 4611686018427387904.0 { 0.0 } else { x })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_file_is_refused_not_read_to_the_end() {
+        let mut buf = Vec::new();
+        assert!(read_into(Path::new("/dev/zero"), &mut buf).is_none());
+        assert!(buf.len() <= MAX_FILE, "the buffer is not kept at its largest");
+        let mut kept = KeptFiles::default();
+        let mut files = Files::kept(&mut buf, &mut kept);
+        assert!(files.text(Path::new("/dev"), "zero").is_none());
+    }
 }

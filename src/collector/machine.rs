@@ -49,7 +49,7 @@ impl MachineCollector {
     fn first_line(&self, candidates: &[std::path::PathBuf]) -> String {
         candidates
             .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
+            .find_map(|p| super::read_capped(p).ok())
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     }

@@ -36,7 +36,7 @@ impl PressureCollector {
 
     fn read(&self, resource: &str) -> Result<Psi, CollectError> {
         let path = self.paths.proc(&format!("pressure/{resource}"));
-        let text = std::fs::read_to_string(&path).map_err(|e| CollectError::io(&path, e))?;
+        let text = super::read(&path)?;
         parse_psi(&text).map_err(|e| CollectError::parse(&path, e))
     }
 }

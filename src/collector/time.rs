@@ -46,7 +46,7 @@ pub(crate) fn read_clocksources(paths: &Paths) -> Vec<ClockSource> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let device = name.strip_prefix("clocksource")?.to_string();
-            let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+            let read = |f: &str| super::read_capped(&e.path().join(f)).ok();
             Some(ClockSource {
                 device,
                 available: read("available_clocksource")
