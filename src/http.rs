@@ -102,8 +102,11 @@ pub(crate) fn select(
     }
     for name in collect.iter().chain(&exclude) {
         if !known.contains(&name.as_str()) {
+            // The client's text is not echoed back whole: at most 64 characters, escaped.
+            let shown: String = name.chars().take(64).collect();
+            let more = if shown.len() < name.len() { "…" } else { "" };
             return Err(format!(
-                "unknown or disabled collector {name:?}; enabled collectors: {}",
+                "unknown or disabled collector {shown:?}{more}; enabled collectors: {}",
                 known.join(", ")
             ));
         }
@@ -188,5 +191,10 @@ mod tests {
         );
         assert!(select(Some("collect[]=cpu&exclude[]=meminfo"), KNOWN).is_err());
         assert!(select(Some("collect[]=nope"), KNOWN).is_err());
+        // A huge unknown name is not echoed back whole.
+        let long = format!("collect[]={}", "x".repeat(60_000));
+        let msg = select(Some(&long), KNOWN).unwrap_err();
+        assert!(msg.len() < 200, "{} bytes", msg.len());
+        assert!(msg.contains(&"x".repeat(64)) && !msg.contains(&"x".repeat(65)));
     }
 }

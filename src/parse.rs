@@ -36,6 +36,13 @@ pub(crate) fn get(text: &str, key: &str) -> Option<f64> {
     flat_keyed(text).find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
+/// Keeps the first of the items with the same key, in order: a kernel file that names a device, CPU or
+/// clock source twice (a bug, or a file put in place) must not become duplicate series.
+pub(crate) fn first_of_each<T, K: Eq + std::hash::Hash>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|t| seen.insert(key(t)));
+}
+
 /// `some` and `full` totals of one resource's pressure, in seconds. A line the kernel does not give is
 /// `None` (`full` is absent for the node's cpu on older kernels).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -92,6 +99,13 @@ mod tests {
         let text = "a 1\nb 2\nbad\nc x\na 9\n";
         assert_eq!(get(text, "a"), Some(1.0));
         assert_eq!(get(text, "c"), None);
+    }
+
+    #[test]
+    fn first_of_each_keeps_the_first_in_order() {
+        let mut v = vec![("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)];
+        first_of_each(&mut v, |x| x.0);
+        assert_eq!(v, vec![("b", 1), ("a", 2), ("c", 4)]);
     }
 
     #[test]

@@ -62,7 +62,10 @@ fn dev_zero_as_a_cgroup_memory_stat_is_refused_and_the_rest_served() {
             assert_eq!(value(&s, "container_memory_rss", &[("id", &id)]), None);
         }
         let rss = vm_rss_mib(e.child.id());
-        assert!(rss < 64.0, "RSS {rss} MiB after reading /dev/zero as memory.stat");
+        assert!(
+            rss < 64.0,
+            "RSS {rss} MiB after reading /dev/zero as memory.stat"
+        );
     }
 }
 
@@ -84,11 +87,127 @@ fn dev_zero_as_proc_meminfo_fails_only_meminfo_and_costs_little() {
         assert_eq!(collector_success(&s, "cpu"), Some(1.0));
     }
     let rss = vm_rss_mib(e.child.id());
-    assert!(rss < 64.0, "RSS {rss} MiB after reading /dev/zero as meminfo");
+    assert!(
+        rss < 64.0,
+        "RSS {rss} MiB after reading /dev/zero as meminfo"
+    );
     let log = e.drain_log();
     assert!(
         log.iter()
             .any(|l| l.contains("collector failed") && l.contains("larger than 16 MiB")),
         "{log:#?}"
+    );
+}
+
+/// Every sample line's series (name and labels) appears once, and no counter is negative.
+fn assert_valid_openmetrics(body: &str) {
+    let mut seen = std::collections::HashSet::new();
+    let mut counters = std::collections::HashSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                counters.insert(format!("{name}_total"));
+            }
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(seen.insert(series.to_string()), "duplicate series {series}");
+        let name = series.split('{').next().unwrap();
+        if counters.contains(name) {
+            let v: f64 = value.parse().unwrap();
+            assert!(v >= 0.0, "negative counter {line}");
+        }
+    }
+}
+
+#[test]
+fn duplicated_lines_and_negative_values_never_make_an_invalid_exposition() {
+    let dir = tempfile::tempdir().unwrap();
+    extract_procfs(dir.path());
+    let proc = dir.path().join("fixtures/proc");
+    let stat = std::fs::read_to_string(proc.join("stat")).unwrap();
+    let cpu0 = stat.lines().find(|l| l.starts_with("cpu0 ")).unwrap();
+    // A second cpu0 with other figures, a disk named twice, a clock source listed twice, and -1 in
+    // net/dev's first receive field.
+    let twice = format!("{stat}{}\n", cpu0.replace("cpu0 ", "cpu0 9"));
+    std::fs::write(proc.join("stat"), twice).unwrap();
+    let disks = std::fs::read_to_string(proc.join("diskstats")).unwrap();
+    let first_disk = disks.lines().next().unwrap().to_string();
+    std::fs::write(proc.join("diskstats"), format!("{disks}{first_disk}\n")).unwrap();
+    let netdev = std::fs::read_to_string(proc.join("net/dev")).unwrap();
+    let iface_line = netdev.lines().nth(2).unwrap();
+    let (iface, figures) = iface_line.split_once(':').unwrap();
+    let first = figures.split_whitespace().next().unwrap();
+    let broken = netdev.replacen(
+        iface_line,
+        &format!("{iface}:{}", figures.replacen(first, "-1", 1)),
+        1,
+    );
+    std::fs::write(proc.join("net/dev"), broken).unwrap();
+    let clock = dir
+        .path()
+        .join("fixtures/sys/devices/system/clocksource/clocksource0/available_clocksource");
+    std::fs::write(&clock, "tsc hpet tsc acpi_pm\n").unwrap();
+    // A v2 container whose io.stat names a device twice.
+    let (tree, _, container) = v2_container_tree();
+    let io = tree
+        .path()
+        .join("fs/cgroup")
+        .join(container.trim_start_matches('/'))
+        .join("io.stat");
+    let io_text = std::fs::read_to_string(&io).unwrap();
+    let first_dev = io_text.lines().next().unwrap().to_string();
+    std::fs::write(&io, format!("{io_text}{first_dev}\n")).unwrap();
+    let sys = dir.path().join("fixtures/sys");
+    std::os::unix::fs::symlink(tree.path().join("fs/cgroup"), sys.join("fs/cgroup")).unwrap();
+
+    let e = Exporter::start(&[
+        &format!("--path.procfs={}", proc.display()),
+        &format!("--path.sysfs={}", sys.display()),
+        "--docker.host=unix:///nonexistent.sock",
+    ]);
+    let om = reqwest::blocking::Client::new()
+        .get(e.url("/metrics"))
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        om.contains("container_fs_reads_bytes_total"),
+        "io.stat was read"
+    );
+    assert_valid_openmetrics(&om);
+    let s = parse_exposition(&e.metrics());
+    // The first cpu0 line is the one reported.
+    let user = fields_of(cpu0, "cpu0 ")[1].parse::<f64>().unwrap() / clk_tck();
+    assert_eq!(
+        value(
+            &s,
+            "node_cpu_seconds_total",
+            &[("cpu", "0"), ("mode", "user")]
+        ),
+        Some(user)
+    );
+    // The broken figure is left out; the interface's other counters are served.
+    let device = iface.trim();
+    assert_eq!(
+        value(
+            &s,
+            "node_network_receive_bytes_total",
+            &[("device", device)]
+        ),
+        None
+    );
+    assert!(
+        value(
+            &s,
+            "node_network_receive_packets_total",
+            &[("device", device)]
+        )
+        .is_some()
     );
 }

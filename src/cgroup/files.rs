@@ -189,7 +189,10 @@ mod tests {
     fn an_endless_file_is_refused_not_read_to_the_end() {
         let mut buf = Vec::new();
         assert!(read_into(Path::new("/dev/zero"), &mut buf).is_none());
-        assert!(buf.len() <= MAX_FILE, "the buffer is not kept at its largest");
+        assert!(
+            buf.len() <= MAX_FILE,
+            "the buffer is not kept at its largest"
+        );
         let mut kept = KeptFiles::default();
         let mut files = Files::kept(&mut buf, &mut kept);
         assert!(files.text(Path::new("/dev"), "zero").is_none());

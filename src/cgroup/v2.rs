@@ -170,5 +170,6 @@ pub(crate) fn parse_io_stat(text: &str) -> Vec<BlkioDevice> {
             out.push(d);
         }
     }
+    crate::parse::first_of_each(&mut out, |d| (d.major, d.minor));
     out
 }

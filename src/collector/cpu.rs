@@ -54,6 +54,7 @@ pub(crate) fn parse(text: &str, hz: f64) -> Result<CpuSample, String> {
     if cpus.is_empty() {
         return Err("no cpuN lines".to_string());
     }
+    crate::parse::first_of_each(&mut cpus, |c| c.cpu.clone());
     Ok(CpuSample { cpus })
 }
 

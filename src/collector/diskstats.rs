@@ -53,6 +53,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<DiskStat>, String> {
             });
         }
     }
+    crate::parse::first_of_each(&mut disks, |d| d.device.clone());
     Ok(disks)
 }
 

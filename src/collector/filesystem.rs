@@ -80,6 +80,9 @@ pub(crate) fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, String> {
             device: unescape(fields[sep + 2]),
         });
     }
+    crate::parse::first_of_each(&mut mounts, |m| {
+        (m.device.clone(), m.mountpoint.clone(), m.fstype.clone())
+    });
     Ok(mounts)
 }
 

@@ -59,6 +59,9 @@ pub(crate) fn read_clocksources(paths: &Paths) -> Vec<ClockSource> {
         })
         .collect();
     out.sort_by(|a, b| a.device.cmp(&b.device));
+    for c in &mut out {
+        crate::parse::first_of_each(&mut c.available, String::clone);
+    }
     out
 }
 

@@ -98,7 +98,7 @@ impl<'a, 'b> Out<'a, 'b> {
 impl Family<'_> {
     /// Adds one labelled sample. Non-finite values are skipped: they mean the source gave nothing usable.
     pub(crate) fn sample(&mut self, labels: &[(&str, &str)], v: f64) -> fmt::Result {
-        if !v.is_finite() {
+        if !self.valid(v) {
             return Ok(());
         }
         let enc = self.enc.encode_family(&labels)?;
@@ -116,7 +116,7 @@ impl Family<'_> {
         values: &[&str],
         v: f64,
     ) -> fmt::Result {
-        if !v.is_finite() {
+        if !self.valid(v) {
             return Ok(());
         }
         let labels = Joined {
@@ -129,6 +129,12 @@ impl Family<'_> {
             MetricType::Counter => ConstCounter::new(v).encode(enc),
             _ => ConstGauge::new(v).encode(enc),
         }
+    }
+
+    /// Non-finite values mean the source gave nothing usable; a negative counter is a broken input (a
+    /// `-1` in a file): both are left out rather than written as an invalid exposition.
+    fn valid(&self, v: f64) -> bool {
+        v.is_finite() && !(self.kind == MetricType::Counter && v < 0.0)
     }
 
     /// Adds the unlabelled sample.
