@@ -17,12 +17,16 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         LogLevel::Warn => tracing::Level::WARN,
         LogLevel::Error => tracing::Level::ERROR,
     };
-    // kube's watcher logs its own warnings for failures the kubernetes source already reports once, with
-    // what to fix: only its errors pass.
+    // kube's client and watcher log every failed request (an ERROR per try); the sources report each
+    // failure once, with what to fix. Their own lines show only at debug.
+    let kube_level = match level {
+        LogLevel::Debug => tracing_subscriber::filter::LevelFilter::DEBUG,
+        _ => tracing_subscriber::filter::LevelFilter::OFF,
+    };
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(filter)
-        .with_target("kube_runtime", tracing::Level::ERROR.min(filter))
-        .with_target("kube_client", tracing::Level::ERROR.min(filter));
+        .with_target("kube_runtime", kube_level)
+        .with_target("kube_client", kube_level);
     match format {
         LogFormat::Json => tracing_subscriber::registry()
             .with(

@@ -8,6 +8,7 @@
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// An error that can say which kind of failure it is.
 pub(crate) trait Failure: Display {
@@ -22,8 +23,16 @@ enum State {
     Up,
     /// Running, but nothing to report yet (a first poll still under way).
     NoData,
-    Down(String),
+    /// Failing with this class of failure; `logged` says whether the failure's line was written.
+    Down {
+        class: String,
+        logged: bool,
+    },
 }
+
+/// A failure of the same class as the last one logged, within this long of it, is logged at debug only:
+/// a source that drops right after every reconnect writes a line per this period, not per try.
+const FLAP: Duration = Duration::from_secs(300);
 
 /// One source's or collector's health.
 #[derive(Debug)]
@@ -33,6 +42,8 @@ pub(crate) struct Health {
     kind: &'static str,
     up: AtomicBool,
     state: Mutex<State>,
+    /// The class of the last failure logged, and when.
+    last_logged: Mutex<Option<(String, Instant)>>,
 }
 
 impl Health {
@@ -42,6 +53,7 @@ impl Health {
             kind,
             up: AtomicBool::new(false),
             state: Mutex::new(State::Starting),
+            last_logged: Mutex::new(None),
         }
     }
 
@@ -64,10 +76,16 @@ impl Health {
     pub(crate) fn ok(&self) {
         match self.set(State::Up) {
             State::Up => {}
-            State::Down(_) if self.kind == "source" => {
+            State::Down { logged: false, .. } => {
+                tracing::debug!(
+                    name = self.name,
+                    "up again (its failure was not logged: flapping)"
+                )
+            }
+            State::Down { .. } if self.kind == "source" => {
                 tracing::info!(source = self.name, "source recovered")
             }
-            State::Down(_) => tracing::info!(collector = self.name, "collector recovered"),
+            State::Down { .. } => tracing::info!(collector = self.name, "collector recovered"),
             State::Starting | State::NoData => {
                 if self.kind == "source" {
                     tracing::info!(source = self.name, "source connected")
@@ -86,14 +104,30 @@ impl Health {
         }
     }
 
-    /// It failed. Logged when the failure's class differs from the last one's (or it was up before).
+    /// It failed. Logged when the failure's class differs from the last one's (or it was up before),
+    /// unless the same class was logged less than [`FLAP`] ago.
     pub(crate) fn fail(&self, err: &dyn Failure) {
         let class = err.class();
-        let before = self.set(State::Down(class.clone()));
-        if before == State::Down(class) {
-            tracing::debug!(name = self.name, error = %err, "still failing");
+        let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(&*state, State::Down { class: c, .. } if *c == class) {
+                tracing::debug!(name = self.name, error = %err, "still failing");
+                return;
+            }
+        }
+        let flapping = last
+            .as_ref()
+            .is_some_and(|(c, at)| *c == class && at.elapsed() < FLAP);
+        self.set(State::Down {
+            class: class.clone(),
+            logged: !flapping,
+        });
+        if flapping {
+            tracing::debug!(name = self.name, error = %err, "failing again (flapping)");
             return;
         }
+        *last = Some((class, Instant::now()));
         match self.kind {
             "source" => tracing::warn!(
                 source = self.name,
@@ -157,14 +191,22 @@ mod tests {
         assert!(!h.is_up());
         // Same class, other text: the state is unchanged (and not logged again).
         h.fail(&E("timeout", "after 1s at column 9".into()));
-        assert_eq!(*h.state.lock().unwrap(), State::Down("timeout".to_string()));
+        let down = |class: &str, logged| State::Down {
+            class: class.to_string(),
+            logged,
+        };
+        assert_eq!(*h.state.lock().unwrap(), down("timeout", true));
         h.fail(&E("forbidden", "403".into()));
-        assert_eq!(
-            *h.state.lock().unwrap(),
-            State::Down("forbidden".to_string())
-        );
+        assert_eq!(*h.state.lock().unwrap(), down("forbidden", true));
         h.ok();
         assert!(h.is_up());
+        // Flapping: the same class again soon after it was logged is not logged again.
+        h.fail(&E("forbidden", "403 again".into()));
+        assert_eq!(*h.state.lock().unwrap(), down("forbidden", false));
+        h.ok();
+        // Another class than the last one logged is news.
+        h.fail(&E("timeout", "another class".into()));
+        assert_eq!(*h.state.lock().unwrap(), down("timeout", true));
     }
 
     #[test]

@@ -27,7 +27,13 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn start(args: &[&str]) -> Exporter {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+        // STEVEDORE_TEST_BIN: run the tests against another build (e.g. to show a regression test fails
+        // on the build before a fix).
+        let bin = std::env::var("STEVEDORE_TEST_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_stevedore").to_string());
+        let mut child = Command::new(bin)
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .stdout(Stdio::null())
