@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -139,4 +141,56 @@ fn bad_input_is_logged_and_the_rest_served() {
     let (body, _) = scrape(&e, "kubernetes");
     assert_promtool_clean(&body);
     drop(s);
+}
+
+fn vm_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    fields_of(&status, "VmRSS:")[1].parse::<f64>().unwrap() / 1024.0
+}
+
+/// Answers larger than any node's (tens of MB) are refused after 16 MiB, said once in the log, and
+/// leave no memory behind once normal answers resume.
+#[test]
+fn oversized_kubelet_answers_are_refused_and_memory_stays_bounded() {
+    let (replay, e) = recorded_kubelet(&["--no-collector.cgroup"]);
+    let mut log = Vec::new();
+    until(&e, "kubelet", "the first summary", |s| {
+        collector_success(s, "kubelet") == Some(1.0)
+    });
+    let summary = std::fs::read_to_string(k8s_fixture("1_35/kubelet/stats/summary")).unwrap();
+    let pods = std::fs::read_to_string(k8s_fixture("1_35/kubelet/pods")).unwrap();
+    let padding = " ".repeat(40 << 20);
+    replay.control(serde_json::json!({
+        "summary_text": format!("{summary}{padding}"),
+        "kubelet_pods_text": format!("{pods}{padding}"),
+    }));
+    let line = wait_log(
+        &e,
+        &mut log,
+        &["source failing", "larger than 16 MiB"],
+        "the oversized summary",
+    );
+    assert!(line.contains("/stats/summary"), "{line}");
+    let mut peak: f64 = 0.0;
+    for _ in 0..6 {
+        peak = peak.max(vm_rss_mib(e.child.id()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(peak < 96.0, "RSS {peak} MiB with 40 MB answers");
+    // The pod list kept is the last good one: pods keep their names.
+    let (_, s) = scrape(&e, "kubelet");
+    assert_eq!(collector_success(&s, "kubelet"), Some(0.0));
+    replay.control(serde_json::json!({"summary_text": summary, "kubelet_pods_text": pods}));
+    until(&e, "kubelet", "recovery", |s| {
+        collector_success(s, "kubelet") == Some(1.0)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let after = vm_rss_mib(e.child.id());
+    assert!(after < 48.0, "RSS {after} MiB after normal answers resumed");
+    log.extend(e.drain_log());
+    let failing = log
+        .iter()
+        .filter(|l| l.contains("source failing") && l.contains("larger than"))
+        .count();
+    assert!((1..=2).contains(&failing), "{log:#?}");
 }

@@ -33,6 +33,12 @@ pub(crate) enum SourceError {
         detail: String,
         hint: &'static str,
     },
+    #[error("{what}: answer larger than {limit_mib} MiB, not read further; {hint}")]
+    TooLarge {
+        what: String,
+        limit_mib: u64,
+        hint: &'static str,
+    },
     #[error("{what}: HTTP {code} {message}")]
     Http {
         what: String,
@@ -51,6 +57,7 @@ impl SourceError {
             SourceError::Unreachable { what, .. } => ("unreachable", what),
             SourceError::Timeout { what, .. } => ("timeout", what),
             SourceError::BadPayload { what, .. } => ("bad payload", what),
+            SourceError::TooLarge { what, .. } => ("too large", what),
             SourceError::Http { what, .. } => ("http", what),
             SourceError::Other { what, .. } => ("other", what),
         }

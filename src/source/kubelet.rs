@@ -139,21 +139,58 @@ impl KubeletClient {
             what: what.clone(),
             detail: e.to_string(),
         })?;
-        match tokio::time::timeout(self.timeout, self.client.request_text(req)).await {
+        match tokio::time::timeout(self.timeout, self.fetch(req)).await {
             Err(_) => Err(SourceError::Timeout {
                 what,
                 after: self.timeout,
                 flag: "--kubelet.timeout",
             }),
-            Ok(Err(e)) => Err(SourceError::from_kube(
+            Ok(Err(Fetch::Kube(e))) => Err(SourceError::from_kube(
                 &e,
                 &what,
                 RBAC_KUBELET,
                 "check --kubelet.token-file (the service account token)",
             )),
+            Ok(Err(Fetch::Body(detail))) => Err(SourceError::BadPayload {
+                what,
+                detail,
+                hint: "is --kubelet.url a kubelet?",
+            }),
+            Ok(Err(Fetch::TooLarge)) => Err(SourceError::TooLarge {
+                what,
+                limit_mib: MAX_BODY >> 20,
+                hint: "a node runs a few hundred pods at most: is --kubelet.url this node's kubelet?",
+            }),
             Ok(Ok(text)) => Ok(text),
         }
     }
+
+    /// Sends the request and reads at most [`MAX_BODY`] bytes of the answer.
+    async fn fetch(&self, req: http::Request<Vec<u8>>) -> Result<String, Fetch> {
+        use futures_util::AsyncReadExt;
+        let body = self.client.request_stream(req).await.map_err(Fetch::Kube)?;
+        let mut bytes = Vec::new();
+        let limited = body.take(MAX_BODY + 1);
+        let mut limited = std::pin::pin!(limited);
+        limited
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| Fetch::Body(format!("reading the answer: {e}")))?;
+        if bytes.len() as u64 > MAX_BODY {
+            return Err(Fetch::TooLarge);
+        }
+        String::from_utf8(bytes).map_err(|e| Fetch::Body(format!("not UTF-8: {e}")))
+    }
+}
+
+/// The largest kubelet answer read. A node's summary or pod list is a few MiB at most (a few hundred
+/// pods); anything bigger is refused, so a broken or hostile kubelet cannot take the exporter's memory.
+const MAX_BODY: u64 = 16 << 20;
+
+enum Fetch {
+    Kube(kube::Error),
+    Body(String),
+    TooLarge,
 }
 
 /// Polls the summary (and /pods into `pods`, when the kubelet is the pod source) forever.

@@ -199,6 +199,15 @@ class Handler(BaseHTTPRequestHandler):
         threading.Event().wait(0.5)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (the exporter refusing an oversized body) is not an error."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--apiserver-pods")
@@ -214,7 +223,7 @@ def main():
     if a.kubelet_pods:
         STATE["kubelet_pods_text"] = open(a.kubelet_pods, encoding="utf-8").read()
     STATE["token"] = a.token
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv = QuietServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     if a.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
