@@ -47,9 +47,9 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     }
 }
 
-/// Raises the soft limit on open files to the hard limit (as the Go runtime does for its programs), for
-/// --collector.cgroup.keep-open, which keeps about 15 files open per container. Returns the soft limit in
-/// force afterwards.
+/// Raises the soft limit on open files to the hard limit (as the Go runtime does for its programs): client
+/// connections and --collector.cgroup.keep-open (about 15 files per container) need them. Returns the
+/// soft limit in force afterwards.
 fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     let mut lim = libc::rlimit {
@@ -69,7 +69,7 @@ fn raise_fd_limit() -> u64 {
         }
         tracing::warn!(
             soft = lim.rlim_cur,
-            "cannot raise the open-files limit; --collector.cgroup.keep-open keeps fewer files"
+            "cannot raise the open-files limit; fewer connections and kept files fit"
         );
     }
     lim.rlim_cur
@@ -295,8 +295,11 @@ async fn run() -> ExitCode {
     let config = cli::parse(&collector::toggles());
     let flags = &config.flags;
     init_logging(flags.log_level, flags.log_format);
+    // Connections, cgroup files kept open and /proc reads all take descriptors: raise the soft limit to
+    // the hard one, as the Go runtime does for node_exporter (systemd's default soft limit is 1024).
+    let fd_limit = raise_fd_limit();
     if flags.cgroup_keep_open {
-        let max = raise_fd_limit().saturating_sub(2048) as usize;
+        let max = fd_limit.saturating_sub(2048) as usize;
         tracing::info!(
             max_kept_files = max,
             "keeping cgroup files open between scrapes (--collector.cgroup.keep-open)"
@@ -388,20 +391,12 @@ async fn serve(
         first.scrape(&first.collector_names()).await;
     });
     let app = http::router(state);
-    // The exposition leaves in several writes: without TCP_NODELAY the last one waits for the client's
-    // delayed ACK (40 ms on Linux), measured on every scrape by the benchmark.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a scrape connection");
-        }
-    });
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server failed");
-        return ExitCode::from(1);
-    }
+    let limits = http::Limits {
+        read_header_timeout: flags.read_header_timeout,
+        max_header_bytes: flags.max_header_bytes,
+        max_connections: flags.max_connections,
+    };
+    http::serve(listener, app, limits, shutdown_signal()).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -84,6 +84,28 @@ pub(crate) struct Flags {
     )]
     pub max_requests: usize,
 
+    /// How long a client may take to send its request headers; also how long an idle keep-alive
+    /// connection is kept. Bounds slow-header (slowloris) and idle connections.
+    #[arg(long = "web.read-header-timeout", env = "STEVEDORE_WEB_READ_HEADER_TIMEOUT", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub read_header_timeout: Duration,
+
+    /// Maximum size of a request's line and headers (the query string included); larger ones get 431.
+    #[arg(
+        long = "web.max-header-bytes",
+        env = "STEVEDORE_WEB_MAX_HEADER_BYTES",
+        default_value_t = 16384
+    )]
+    pub max_header_bytes: usize,
+
+    /// Maximum number of open client connections; past it new ones are closed at once.
+    #[arg(
+        long = "web.max-connections",
+        env = "STEVEDORE_WEB_MAX_CONNECTIONS",
+        default_value_t = 256
+    )]
+    pub max_connections: usize,
+
     /// A collection younger than this is served again instead of reading everything anew (e.g. 1s, 500ms, 0).
     #[arg(long = "collect.min-age", env = "STEVEDORE_COLLECT_MIN_AGE", default_value = "1s",
           value_parser = parse_duration)]

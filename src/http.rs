@@ -171,6 +171,85 @@ async fn metrics(
     resp
 }
 
+/// Limits of the server on a shared network.
+pub(crate) struct Limits {
+    pub(crate) read_header_timeout: std::time::Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_connections: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets the connections in flight finish (at
+/// most 10 s). Each connection gets `read_header_timeout` to send its headers, between requests too, so
+/// slow-header and idle connections are closed; past `max_connections` new ones are closed at once.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.read_header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_header_size(limits.max_header_bytes);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut refusing = false;
+    let mut accept_failing = false;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => {
+                accept_failing = false;
+                tcp
+            }
+            Err(e) => {
+                // Out of file descriptors, most often: say so once, back off a little.
+                if !std::mem::replace(&mut accept_failing, true) {
+                    tracing::error!(error = %e, "cannot accept connections (is the open-files limit reached?)");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if !std::mem::replace(&mut refusing, true) {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    "too many open connections; closing new ones (--web.max-connections)"
+                );
+            }
+            continue;
+        };
+        refusing = false;
+        // The exposition leaves in several writes: without TCP_NODELAY the last one waits for the
+        // client's delayed ACK (40 ms on Linux), measured on every scrape by the benchmark.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a scrape connection");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open 10 s after the shutdown signal; closing them");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

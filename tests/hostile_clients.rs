@@ -1,0 +1,147 @@
+//! Hostile clients against the real binary, a normal client checking /healthz and /metrics throughout:
+//! slow headers on many connections, idle connections past the cap, oversized request lines and headers.
+//! Figures (open fds, how long until the slow ones were closed) are printed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Whether the server has closed this connection (a read returns end of file or an error).
+fn closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut b = [0u8; 512];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+fn healthy(e: &Exporter) -> bool {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let ok = |p: &str| c.get(e.url(p)).send().is_ok_and(|r| r.status() == 200);
+    ok("/healthz") && ok("/metrics")
+}
+
+#[test]
+fn slow_headers_on_many_connections_are_closed_and_normal_clients_served() {
+    let e = Exporter::start(&["--web.read-header-timeout=2s", "--no-collector.cgroup"]);
+    let pid = e.child.id();
+    assert!(healthy(&e));
+    let before = open_fds(pid);
+    let start = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = TcpStream::connect(&e.addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // They keep dribbling a header byte at a time; the normal client is served meanwhile.
+    let mut served = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        for s in slow.iter_mut() {
+            let _ = s.write_all(b"X");
+        }
+        if healthy(&e) {
+            served += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(served >= 3, "the normal client was served {served} times");
+    let still_open = slow.iter_mut().map(closed).filter(|c| !c).count();
+    println!(
+        "slow headers: 300 connections, {still_open} still open after {:?}; fds {before} before",
+        start.elapsed()
+    );
+    assert_eq!(still_open, 0, "slow-header connections still held");
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = open_fds(pid);
+    println!("fds after: {after}");
+    assert!(after <= before + 5, "fds {before} -> {after}");
+}
+
+#[test]
+fn idle_connections_past_the_cap_are_refused_logged_and_expire() {
+    let e = Exporter::start(&[
+        "--web.read-header-timeout=2s",
+        "--web.max-connections=64",
+        "--no-collector.cgroup",
+    ]);
+    let pid = e.child.id();
+    let before = open_fds(pid);
+    let mut idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(&e.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = open_fds(pid);
+    println!("1000 idle connections: exporter fds {before} before, {during} during");
+    assert!(during <= before + 64 + 5, "fds {during} with a cap of 64");
+    // Within the header timeout the held ones are closed too, and a normal client is served.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !healthy(&e) {
+        assert!(
+            Instant::now() < deadline,
+            "unreachable after idle connections"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let open = idle.iter_mut().map(closed).filter(|c| !c).count();
+    assert_eq!(open, 0, "idle connections still held after the timeout");
+    let log = e.drain_log();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("too many open connections"))
+            .count(),
+        1,
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn oversized_request_lines_and_headers_get_431() {
+    let e = Exporter::start(&["--no-collector.cgroup"]);
+    let c = reqwest::blocking::Client::new();
+    for size in [64 << 10, 1 << 20] {
+        let r = c
+            .get(format!("{}?x={}", e.url("/metrics"), "a".repeat(size)))
+            .send();
+        // The server answers 431 and closes, or closes while the client is still sending.
+        if let Ok(r) = r {
+            assert_eq!(r.status(), 431, "{size}-byte query");
+        }
+        let r = c
+            .get(e.url("/metrics"))
+            .header("X-Big", "b".repeat(size))
+            .send();
+        if let Ok(r) = r {
+            assert_eq!(r.status(), 431, "{size}-byte header");
+        }
+        assert!(healthy(&e));
+    }
+    // HTTP/1.0 and pipelined requests are answered.
+    let mut s = TcpStream::connect(&e.addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert_eq!(text.matches("200 OK").count(), 2, "{text}");
+}
