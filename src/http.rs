@@ -148,14 +148,19 @@ async fn metrics(
     // Rendered on a blocking thread into a few chunks in flight, streamed as they fill: a large
     // exposition is never held whole. The in-flight permit lives until the rendering ends.
     let sources = s.sources.all();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(2);
+    let slot = Slot {
+        permit: _permit,
+        limit: s.limit.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
     tokio::task::spawn_blocking(move || {
         let sender = tx.clone();
+        let mut slot = slot;
         let last = expose::render_chunked(parts, format, sources, move |chunk| {
-            sender.blocking_send(Ok(chunk.into())).is_ok()
+            slot.send(&sender, chunk)
         });
-        // The slot is free before the client can have the whole body.
-        drop(_permit);
+        // The slot went with the rendering: it is free before the client can have the whole body.
         if !last.is_empty() {
             let _ = tx.blocking_send(Ok(last.into()));
         }
@@ -169,6 +174,38 @@ async fn metrics(
         HeaderValue::from_static(format.content_type()),
     );
     resp
+}
+
+type Chunk = Result<axum::body::Bytes, std::io::Error>;
+
+/// A scrape's `--web.max-requests` slot, held while its exposition is rendered. A client that does not
+/// take what is rendered does not keep it: while a chunk waits for the client the slot is given back,
+/// and taken again (waiting for one if need be) before rendering goes on. So clients that read slowly
+/// cost a thread and two chunks each (bounded by --web.max-connections), never other scrapes' slots.
+struct Slot {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    limit: Option<Arc<Semaphore>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Slot {
+    /// Hands a chunk to the response; false when the client has gone.
+    fn send(&mut self, tx: &tokio::sync::mpsc::Sender<Chunk>, chunk: String) -> bool {
+        use tokio::sync::mpsc::error::TrySendError;
+        let chunk = match tx.try_send(Ok(chunk.into())) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(chunk)) => chunk,
+        };
+        let held = self.permit.take().is_some();
+        if tx.blocking_send(chunk).is_err() {
+            return false;
+        }
+        if held && let Some(limit) = &self.limit {
+            self.permit = self.runtime.block_on(limit.clone().acquire_owned()).ok();
+        }
+        true
+    }
 }
 
 /// Limits of the server on a shared network.

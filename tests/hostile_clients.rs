@@ -145,3 +145,60 @@ fn oversized_request_lines_and_headers_get_431() {
     s.read_to_string(&mut text).unwrap();
     assert_eq!(text.matches("200 OK").count(), 2, "{text}");
 }
+
+/// Clients that send a request and do not read the answer (1000 containers: larger than the socket
+/// buffers) do not keep other scrapes out: a rendering waiting for its client gives its slot back.
+#[test]
+fn clients_that_do_not_read_do_not_keep_other_scrapes_out() {
+    let sys = many_cgroups(1000);
+    let e = Exporter::start(&[
+        &format!("--path.sysfs={}", sys.path().display()),
+        "--web.max-requests=4",
+        "--web.read-header-timeout=30s",
+        "--docker.host=unix:///nonexistent.sock",
+    ]);
+    let mut slow: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(&e.addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            // Twice the slots: each next one arrives after the last has blocked on its client.
+            std::thread::sleep(Duration::from_millis(500));
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let r = c.get(e.url("/metrics")).send().unwrap();
+        let code = r.status().as_u16();
+        let body = r.text().unwrap();
+        if code == 200 {
+            assert!(body.contains("process_start_time_seconds"), "a whole body");
+        }
+        codes.push(code);
+    }
+    println!("normal scrapes beside 8 clients that do not read: {codes:?}");
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    // The slow clients get their whole answer when they read at last.
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "{}",
+            &text[..40.min(text.len())]
+        );
+        assert!(
+            text.contains("process_start_time_seconds"),
+            "{} bytes",
+            body.len()
+        );
+    }
+}

@@ -3,23 +3,7 @@
 
 mod common;
 
-use common::{Exporter, V1_ID, collector_success, parse_exposition, v1_tree, value};
-
-/// A v1 tree with `n` copies of the recorded Docker container, as a --path.sysfs root.
-fn many_cgroups(n: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for c in ["cpu", "cpuacct", "memory", "blkio"] {
-        let src = v1_tree().join(c).join("docker").join(V1_ID);
-        for i in 0..n {
-            let dst = dir.path().join(format!("fs/cgroup/{c}/docker/{i:064x}"));
-            std::fs::create_dir_all(&dst).unwrap();
-            for f in std::fs::read_dir(&src).unwrap().flatten() {
-                std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
-            }
-        }
-    }
-    dir
-}
+use common::{Exporter, collector_success, many_cgroups, parse_exposition, value};
 
 fn runs(body: &str, collector: &str) -> Option<f64> {
     value(

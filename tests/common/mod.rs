@@ -432,3 +432,19 @@ pub fn get_gzip(client: &reqwest::blocking::Client, url: &str) -> (Vec<u8>, Stri
         .unwrap();
     (compressed, plain)
 }
+
+/// A v1 tree with `n` copies of the recorded Docker container, as a --path.sysfs root.
+pub fn many_cgroups(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for c in ["cpu", "cpuacct", "memory", "blkio"] {
+        let src = v1_tree().join(c).join("docker").join(V1_ID);
+        for i in 0..n {
+            let dst = dir.path().join(format!("fs/cgroup/{c}/docker/{i:064x}"));
+            std::fs::create_dir_all(&dst).unwrap();
+            for f in std::fs::read_dir(&src).unwrap().flatten() {
+                std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+            }
+        }
+    }
+    dir
+}
