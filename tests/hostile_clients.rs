@@ -107,13 +107,13 @@ fn idle_connections_past_the_cap_are_refused_logged_and_expire() {
     let open = idle.iter_mut().map(closed).filter(|c| !c).count();
     assert_eq!(open, 0, "idle connections still held after the timeout");
     let log = e.drain_log();
-    assert_eq!(
-        log.iter()
-            .filter(|l| l.contains("too many open connections"))
-            .count(),
-        1,
-        "{log:#?}"
-    );
+    // Logged once per episode of refusals (the cap may be reached again as the held ones expire), never
+    // once per refused connection: 936 were refused here.
+    let lines = log
+        .iter()
+        .filter(|l| l.contains("too many open connections"))
+        .count();
+    assert!((1..=3).contains(&lines), "{log:#?}");
 }
 
 #[test]
