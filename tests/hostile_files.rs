@@ -99,30 +99,6 @@ fn dev_zero_as_proc_meminfo_fails_only_meminfo_and_costs_little() {
     );
 }
 
-/// Every sample line's series (name and labels) appears once, and no counter is negative.
-fn assert_valid_openmetrics(body: &str) {
-    let mut seen = std::collections::HashSet::new();
-    let mut counters = std::collections::HashSet::new();
-    for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some(name) = rest.strip_suffix(" counter") {
-                counters.insert(format!("{name}_total"));
-            }
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        assert!(seen.insert(series.to_string()), "duplicate series {series}");
-        let name = series.split('{').next().unwrap();
-        if counters.contains(name) {
-            let v: f64 = value.parse().unwrap();
-            assert!(v >= 0.0, "negative counter {line}");
-        }
-    }
-}
-
 #[test]
 fn duplicated_lines_and_negative_values_never_make_an_invalid_exposition() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,18 +145,12 @@ fn duplicated_lines_and_negative_values_never_make_an_invalid_exposition() {
         &format!("--path.sysfs={}", sys.display()),
         "--docker.host=unix:///nonexistent.sock",
     ]);
-    let om = reqwest::blocking::Client::new()
-        .get(e.url("/metrics"))
-        .header("Accept", "application/openmetrics-text; version=1.0.0")
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    // Both formats pass the strict check (openmetrics() and metrics() assert it).
+    let om = e.openmetrics();
     assert!(
         om.contains("container_fs_reads_bytes_total"),
         "io.stat was read"
     );
-    assert_valid_openmetrics(&om);
     let s = parse_exposition(&e.metrics());
     // The first cpu0 line is the one reported.
     let user = fields_of(cpu0, "cpu0 ")[1].parse::<f64>().unwrap() / clk_tck();
@@ -210,4 +180,42 @@ fn duplicated_lines_and_negative_values_never_make_an_invalid_exposition() {
         )
         .is_some()
     );
+}
+
+/// The strict check used on every exposition the suite reads catches what promtool's lint does not.
+#[test]
+fn the_strict_check_catches_what_promtool_does_not() {
+    let ok = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 1\na_total{x=\"2\"} 2\n";
+    assert_eq!(strict_problems(ok), Vec::<String>::new());
+    let om = "# TYPE a counter\na_total{x=\"1\"} 1\n# EOF\n";
+    assert_eq!(strict_problems(om), Vec::<String>::new());
+    for (bad, what) in [
+        (format!("{ok}a_total{{x=\"1\"}} 3\n"), "series given twice"),
+        (
+            "# TYPE a_total counter\na_total -1\n".to_string(),
+            "counter not a finite",
+        ),
+        (
+            format!("{ok}# TYPE b gauge\nb 1\n# TYPE a_total counter\na_total{{x=\"3\"}} 1\n"),
+            "declared twice",
+        ),
+        (
+            format!("{ok}# TYPE b gauge\na_total{{x=\"3\"}} 1\n"),
+            "outside its family",
+        ),
+        (
+            "# TYPE a_total counter\na_total{x=\"1\",x=\"2\"} 1\n".to_string(),
+            "a label named twice",
+        ),
+        (
+            "# TYPE a counter\na_total 1\n# EOF\nb 1\n".to_string(),
+            "after # EOF",
+        ),
+    ] {
+        let p = strict_problems(&bad);
+        assert!(
+            p.iter().any(|x| x.contains(what)),
+            "{what}: {p:?} for\n{bad}"
+        );
+    }
 }

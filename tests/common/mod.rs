@@ -83,10 +83,27 @@ impl Exporter {
             .expect("GET")
     }
 
+    /// The exposition, checked by [`strict_problems`] (every test that scrapes checks it).
     pub fn metrics(&self) -> String {
         let r = self.get("/metrics");
         assert_eq!(r.status(), 200);
-        r.text().unwrap()
+        let body = r.text().unwrap();
+        assert_eq!(strict_problems(&body), Vec::<String>::new());
+        body
+    }
+
+    /// The OpenMetrics exposition, checked by [`strict_problems`].
+    pub fn openmetrics(&self) -> String {
+        let body = reqwest::blocking::Client::new()
+            .get(self.url("/metrics"))
+            .header("Accept", "application/openmetrics-text; version=1.0.0")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .expect("GET")
+            .text()
+            .unwrap();
+        assert_eq!(strict_problems(&body), Vec::<String>::new());
+        body
     }
 
     /// Log lines printed so far.
@@ -110,6 +127,91 @@ pub struct Sample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub value: f64,
+}
+
+/// What a strict reader of either format refuses, and promtool's lint does not catch: a family declared
+/// twice or whose samples are not together (out of order), a sample of no declared family, a series
+/// given twice, a label named twice, a negative or non-finite counter, and for OpenMetrics a missing
+/// `# EOF` or anything after it.
+pub fn strict_problems(body: &str) -> Vec<String> {
+    let openmetrics = body.ends_with("# EOF\n") || body.contains("\n# EOF\n");
+    let mut problems = Vec::new();
+    let mut declared = std::collections::HashSet::new();
+    let mut family: Option<(String, String)> = None; // (name, type)
+    let mut series = std::collections::HashSet::new();
+    let mut after_eof = false;
+    for line in body.lines() {
+        if after_eof {
+            problems.push(format!("after # EOF: {line}"));
+            continue;
+        }
+        if line == "# EOF" {
+            after_eof = true;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, ""));
+            if !declared.insert(name.to_string()) {
+                problems.push(format!("family {name} declared twice"));
+            }
+            family = Some((name.to_string(), kind.to_string()));
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let s = &parse_exposition(line)[0];
+        let Some((fam, kind)) = &family else {
+            problems.push(format!("sample before any # TYPE: {line}"));
+            continue;
+        };
+        let belongs = s.name == *fam
+            || (openmetrics && kind == "counter" && s.name == format!("{fam}_total"))
+            || (openmetrics && kind == "info" && s.name == format!("{fam}_info"));
+        if !belongs {
+            problems.push(format!("{} outside its family (in {fam})", s.name));
+        }
+        let key = format!("{}{:?}", s.name, s.labels);
+        if !series.insert(key) {
+            problems.push(format!("series given twice: {line}"));
+        }
+        let names = label_names(line);
+        if names.len() != s.labels.len() {
+            problems.push(format!("a label named twice: {line}"));
+        }
+        if kind == "counter" && !(s.value.is_finite() && s.value >= 0.0) {
+            problems.push(format!("counter not a finite non-negative value: {line}"));
+        }
+    }
+    if openmetrics && !after_eof {
+        problems.push("no # EOF".into());
+    }
+    problems
+}
+
+/// The label names of a sample line, in order (values skipped with their escapes).
+fn label_names(line: &str) -> Vec<String> {
+    let Some(start) = line
+        .find('{')
+        .filter(|&i| i < line.find(' ').unwrap_or(usize::MAX))
+    else {
+        return Vec::new();
+    };
+    let b = line.as_bytes();
+    let (mut i, mut names) = (start + 1, Vec::new());
+    while i < b.len() && b[i] != b'}' {
+        let eq = i + line[i..].find('=').expect("label =");
+        names.push(line[i..eq].to_string());
+        i = eq + 2; // past ="
+        while b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        i += 1; // past the closing quote
+        if b[i] == b',' {
+            i += 1;
+        }
+    }
+    names
 }
 
 /// Parses the sample lines of a text exposition (both formats), unescaping label values.
