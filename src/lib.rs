@@ -29,3 +29,5 @@ pub use app::main;
 
 #[doc(hidden)]
 pub mod devtools;
+#[doc(hidden)]
+pub mod fuzz;

@@ -208,7 +208,7 @@ fn start_ticks(paths: &Paths, pid: u32, buf: &mut Vec<u8>) -> Option<f64> {
 
 /// Field 22 (starttime) of a /proc/<pid>/stat line. The command (field 2) may hold spaces and parens, so
 /// the fields are counted after its last `)`; a line cut short gives `None`.
-fn stat_start_ticks(text: &str) -> Option<f64> {
+pub(crate) fn stat_start_ticks(text: &str) -> Option<f64> {
     let after = text.get(text.rfind(')')? + 1..)?;
     num(after.split_whitespace().nth(19)?)
 }
