@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kube::*;
@@ -17,19 +15,10 @@ struct FakeDocker {
 
 impl FakeDocker {
     fn start() -> FakeDocker {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_docker.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = start_support("fake_docker.py", &[]);
         FakeDocker {
             child,
-            port: line.trim().parse().expect("the fake daemon's port"),
+            port: line.parse().expect("the fake daemon's port"),
         }
     }
 

@@ -3,9 +3,8 @@
 //! list-then-watch semantics and the kubelet's endpoints, and checks shared by several subjects.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -49,20 +48,8 @@ pub struct Replay {
 impl Replay {
     pub fn start(args: &[&str]) -> Replay {
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/kube_replay.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = start_support("kube_replay.py", args);
         let port = line
-            .trim()
             .strip_prefix("PORT ")
             .expect("replay server prints its port")
             .parse()

@@ -550,3 +550,23 @@ pub fn many_cgroups(n: usize) -> tempfile::TempDir {
     }
     dir
 }
+
+/// Starts a support server (`tests/support/<script>`) and returns it with the first line it prints (its
+/// port, as it announces it).
+pub fn start_support(script: &str, args: &[&str]) -> (Child, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}
