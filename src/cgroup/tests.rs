@@ -66,7 +66,17 @@ fn v1_docker_tree_is_read_as_recorded() {
         Some(file_num(&d("memory", "memory.max_usage_in_bytes")))
     );
     assert_eq!(m.failcnt, Some(file_num(&d("memory", "memory.failcnt"))));
+    // Active and inactive file: the hierarchy's figures (total_*), as cAdvisor's total_*_file_bytes.
+    assert_eq!(
+        m.stat(stat_index("active_file")),
+        keyed(&stat, "total_active_file")
+    );
+    assert_eq!(
+        m.stat(stat_index("inactive_file")),
+        keyed(&stat, "total_inactive_file")
+    );
     // Kernel memory: v1 accounts it in its own file, as cAdvisor reads it.
+
     assert_eq!(
         m.stat(stat_index("kernel")),
         Some(file_num(&d("memory", "memory.kmem.usage_in_bytes")))
@@ -185,7 +195,16 @@ fn v2_tree_is_detected_and_read_as_recorded() {
     assert_eq!(m.max_usage, Some(file_num(&d.join("memory.peak"))));
     assert_eq!(m.failcnt, None, "v2 has no failcnt: omitted");
     assert_eq!(m.oom_kills, keyed(&d.join("memory.events"), "oom_kill"));
+    assert_eq!(
+        m.stat(stat_index("active_file")),
+        keyed(&stat, "active_file")
+    );
+    assert_eq!(
+        m.stat(stat_index("inactive_file")),
+        keyed(&stat, "inactive_file")
+    );
     // Kernel memory: memory.stat's `kernel` (Linux 5.18+).
+
     assert!(keyed(&stat, "kernel").is_some());
     assert_eq!(m.stat(stat_index("kernel")), keyed(&stat, "kernel"));
     let majfault = keyed(&stat, "pgmajfault");

@@ -177,6 +177,16 @@ pub(crate) const FAMILIES: &[Row] = &[
         One(|e| mem(e)?.stat(const { stat_index("file_mapped") })),
     ),
     gauge(
+        "container_memory_total_active_file_bytes",
+        "Current total active file in bytes.",
+        One(|e| mem(e)?.stat(const { stat_index("active_file") })),
+    ),
+    gauge(
+        "container_memory_total_inactive_file_bytes",
+        "Current total inactive file in bytes.",
+        One(|e| mem(e)?.stat(const { stat_index("inactive_file") })),
+    ),
+    gauge(
         "container_memory_kernel_usage",
         "Size of kernel memory allocated in bytes.",
         One(|e| mem(e)?.stat(const { stat_index("kernel") })),
