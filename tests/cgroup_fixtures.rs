@@ -5,8 +5,9 @@
 mod common;
 
 use common::{
-    Exporter, V1_ID, collector_success, file_num, fixtures_dir, keyed, parse_exposition,
-    promtool_problems, sysfs_for, v1_tree, v2_container_tree, value,
+    Exporter, V1_ID, collector_success, extract_procfs, file_num, fixtures_dir, keyed,
+    many_cgroups, parse_exposition, promtool_problems, sysfs_for, v1_tree, v2_container_tree,
+    value,
 };
 
 #[test]
@@ -103,5 +104,45 @@ fn binary_on_the_v1_and_v2_trees() {
         );
         // failcnt does not exist on v2: omitted.
         assert!(value(&s, "container_memory_failcnt", &[("id", id)]).is_none());
+    }
+}
+
+/// Swap that is not accounted (no `swap` in memory.stat) is 0 where the machine has no swap at all, as
+/// kubernetes-mixin's swap rule needs; where the machine has swap, it is left out.
+#[test]
+fn unaccounted_swap_is_zero_only_without_any_swap() {
+    let sys = many_cgroups(1);
+    let id = format!("/docker/{:064x}", 0);
+    let stat = sys.path().join(format!("fs/cgroup/memory{id}/memory.stat"));
+    let text = std::fs::read_to_string(&stat).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("swap ") && !l.starts_with("total_swap "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&stat, without).unwrap();
+    for (swap_total_kb, want) in [(0u64, Some(0.0)), (1 << 20, None)] {
+        let dir = tempfile::tempdir().unwrap();
+        extract_procfs(dir.path());
+        let proc = dir.path().join("fixtures/proc");
+        let meminfo = std::fs::read_to_string(proc.join("meminfo")).unwrap();
+        let line = meminfo
+            .lines()
+            .find(|l| l.starts_with("SwapTotal:"))
+            .unwrap();
+        let meminfo = meminfo.replace(line, &format!("SwapTotal: {swap_total_kb} kB"));
+        std::fs::write(proc.join("meminfo"), meminfo).unwrap();
+        let e = Exporter::start(&[
+            &format!("--path.sysfs={}", sys.path().display()),
+            &format!("--path.procfs={}", proc.display()),
+            "--docker.host=unix:///nonexistent.sock",
+        ]);
+        let s = parse_exposition(&e.metrics());
+        assert!(value(&s, "container_memory_usage_bytes", &[("id", &id)]).is_some());
+        assert_eq!(
+            value(&s, "container_memory_swap", &[("id", &id)]),
+            want,
+            "SwapTotal {swap_total_kb} kB"
+        );
     }
 }

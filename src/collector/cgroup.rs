@@ -522,6 +522,11 @@ impl CgroupCollector {
             .map(PodIndex::from_store)
             .unwrap_or_default();
         let names = Names::new(&metas, &index, &self.allow, &self.pod_columns);
+        let meminfo = read(&self.paths.proc("meminfo"))
+            .ok()
+            .and_then(|t| super::meminfo::parse(&t).ok());
+        // No swap on the machine at all: every cgroup's swap is truly 0, also where it is not accounted.
+        let no_swap = meminfo.as_ref().and_then(|m| m.get("SwapTotal_bytes")) == Some(0.0);
         let mut entries = Vec::with_capacity(raws.len());
         for (i, r) in raws.into_iter().enumerate() {
             let is_root = r.found.kind == Kind::Root;
@@ -542,12 +547,18 @@ impl CgroupCollector {
             };
             names.identify(&r.found, &mut entry);
             if is_root {
-                root_memory(&self.paths, &mut entry.stats);
+                root_memory(meminfo.as_ref(), &mut entry.stats);
                 entry.network = network_of(&self.paths, 1);
             } else if owners.contains(&i)
                 && let Some(pid) = r.pids.first()
             {
                 entry.network = network_of(&self.paths, *pid);
+            }
+            if no_swap
+                && let Some(m) = entry.stats.memory.as_mut()
+                && m.swap.is_none()
+            {
+                m.swap = Some(0.0);
             }
             for d in &mut entry.stats.blkio {
                 d.device = devices
@@ -602,13 +613,8 @@ impl CgroupCollector {
 
 /// The root cgroup as cAdvisor reports it: its memory limit is the machine's memory, and on v2 (no
 /// memory.current at the root) its usage is what /proc/meminfo counts as used (MemTotal − MemFree).
-fn root_memory(paths: &Paths, stats: &mut CgroupStats) {
-    let Ok(text) = read(&paths.proc("meminfo")) else {
-        return;
-    };
-    let Ok(mem) = super::meminfo::parse(&text) else {
-        return;
-    };
+fn root_memory(mem: Option<&crate::sample::node::MeminfoSample>, stats: &mut CgroupStats) {
+    let Some(mem) = mem else { return };
     let total = mem.get("MemTotal_bytes");
     if matches!(stats.spec.memory_limit, None | Some(0.0)) && total.is_some() {
         stats.spec.memory_limit = total;
