@@ -222,7 +222,8 @@ fn direct_writes_show_in_fs_writes_bytes() {
         "dd if=/dev/zero of=/tmp/f bs=1M count=20 oflag=direct && sleep 1000",
     );
     let e = docker_exporter(&[]);
-    let device = disk.trim_start_matches("/dev/").to_string();
+    // cAdvisor's form of the label: the device's path.
+    let device = disk.clone();
     let s = scrape_until(&e, 30, "20 MiB of direct writes", |s| {
         named(s, "container_fs_writes_bytes_total", &c.name)
             .iter()

@@ -560,11 +560,12 @@ impl CgroupCollector {
             {
                 m.swap = Some(0.0);
             }
+            // Devices as cAdvisor labels them: `/dev/<name>`; major:minor where the name is not known.
             for d in &mut entry.stats.blkio {
-                d.device = devices
-                    .get(&(d.major, d.minor))
-                    .cloned()
-                    .unwrap_or_else(|| format!("{}:{}", d.major, d.minor));
+                d.device = match devices.get(&(d.major, d.minor)) {
+                    Some(name) => format!("/dev/{name}"),
+                    None => format!("{}:{}", d.major, d.minor),
+                };
             }
             entries.push(entry);
         }
