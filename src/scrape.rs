@@ -174,7 +174,10 @@ impl Scraper {
 
     fn selection(&self, selected: &[&'static str]) -> Selection {
         let mut map = self.selections.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_SELECTIONS && !map.contains_key(selected) {
+        if let Some(s) = map.get(selected) {
+            return s.clone();
+        }
+        if map.len() >= MAX_SELECTIONS {
             map.retain(|_, s| Arc::strong_count(s) > 1);
         }
         map.entry(selected.to_vec()).or_default().clone()
