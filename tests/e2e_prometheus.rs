@@ -3,92 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Exporter;
-
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_prometheus(target: &str) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: stevedore\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus not found: install Debian's prometheus package (the README's test command does)");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::blocking::get(format!("{url}/-/ready"))
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "prometheus did not become ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Prometheus {
-        child,
-        url,
-        _dir: dir,
-    }
-}
-
-/// Runs an instant query and returns (labels, value) of each result.
-fn query(p: &Prometheus, q: &str) -> Vec<(serde_json::Value, f64)> {
-    let r: serde_json::Value = reqwest::blocking::Client::new()
-        .get(format!("{}/api/v1/query", p.url))
-        .query(&[("query", q)])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(r["status"], "success", "{q}: {r}");
-    r["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["metric"].clone(),
-                x["value"][1].as_str().unwrap().parse::<f64>().unwrap(),
-            )
-        })
-        .collect()
-}
+use common::prometheus::{Prometheus, query, start_prometheus};
 
 #[test]
 fn prometheus_scrapes_and_queries() {

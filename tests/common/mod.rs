@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod kube;
+pub mod prometheus;
 
 #[path = "../../src/testutil/fixtures.rs"]
 mod fixtures;
