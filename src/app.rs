@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::cli::{self, LogFormat, LogLevel};
 use crate::health::Sources;
+use crate::webconfig::Live;
 use crate::{collector, http, scrape};
 
 fn init_logging(level: LogLevel, format: LogFormat) {
@@ -297,6 +298,10 @@ async fn run() -> ExitCode {
     init_logging(flags.log_level, flags.log_format);
     // Connections, cgroup files kept open and /proc reads all take descriptors: raise the soft limit to
     // the hard one, as the Go runtime does for node_exporter (systemd's default soft limit is 1024).
+    let web = match load_web_config(flags) {
+        Ok(w) => w,
+        Err(e) => return startup_error("invalid --web.config.file", &e),
+    };
     let fd_limit = raise_fd_limit();
     if flags.cgroup_keep_open {
         let max = fd_limit.saturating_sub(2048) as usize;
@@ -333,7 +338,26 @@ async fn run() -> ExitCode {
         flags.min_age,
         flags.collect_timeout,
     ));
-    serve(flags, scraper, sources).await
+    serve(flags, scraper, sources, web).await
+}
+
+/// The web configuration, checked whole (certificates included) before anything starts.
+fn load_web_config(flags: &cli::Flags) -> Result<Option<Arc<Live>>, String> {
+    if flags.web_config_file.is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::Path::new(&flags.web_config_file);
+    let live =
+        Live::load(path).map_err(|e| format!("--web.config.file {}: {e}", path.display()))?;
+    let active = live.current();
+    tracing::info!(
+        file = %path.display(),
+        tls = active.tls.is_some(),
+        http2 = active.http2(),
+        basic_auth = !active.users.is_empty(),
+        "web configuration loaded"
+    );
+    Ok(Some(Arc::new(live)))
 }
 
 /// Why binding the listen address failed, and what to do.
@@ -355,6 +379,7 @@ async fn serve(
     flags: &cli::Flags,
     scraper: Arc<scrape::Scraper>,
     sources: Arc<Sources>,
+    web: Option<Arc<Live>>,
 ) -> ExitCode {
     let state = http::AppState {
         scraper: scraper.clone(),
@@ -390,13 +415,13 @@ async fn serve(
     tokio::spawn(async move {
         first.scrape(&first.collector_names()).await;
     });
-    let app = http::router(state);
+    let app = http::router(state, web.clone());
     let limits = http::Limits {
         read_header_timeout: flags.read_header_timeout,
         max_header_bytes: flags.max_header_bytes,
         max_connections: flags.max_connections,
     };
-    http::serve(listener, app, limits, shutdown_signal()).await;
+    http::serve(listener, app, limits, web, shutdown_signal()).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -71,6 +71,16 @@ pub(crate) struct Flags {
           value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
 
+    /// exporter-toolkit web configuration file (TLS, client certificates, HTTP/2, response headers, basic
+    /// authentication, rate limit), the same file node_exporter takes; re-read when it or a certificate
+    /// changes. Empty: plain HTTP without authentication.
+    #[arg(
+        long = "web.config.file",
+        env = "STEVEDORE_WEB_CONFIG_FILE",
+        default_value = ""
+    )]
+    pub web_config_file: String,
+
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", env = "STEVEDORE_WEB_TELEMETRY_PATH", default_value = "/metrics",
           value_parser = parse_telemetry_path)]

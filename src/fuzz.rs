@@ -2,7 +2,7 @@
 //! arbitrary bytes. Not part of the program; kept here so the parsers stay private. Each function must
 //! return for any input: a panic is a bug the fuzzer reports.
 
-use crate::{cgroup, collector, expose, http, parse, source};
+use crate::{cgroup, collector, expose, http, parse, source, webconfig};
 
 /// Keeps a result from being optimized away.
 fn keep<T>(x: T) {
@@ -102,5 +102,25 @@ pub fn http_request(data: &[u8]) {
         keep(http::select(Some(text), &["cpu", "meminfo", "cgroup"]));
     } else {
         keep(expose::Format::negotiate(Some(text)));
+    }
+}
+
+/// The web configuration file (`--web.config.file`), a basic `Authorization` header, and the subject
+/// alternative names of a client certificate (DER, not yet verified with `RequireAnyClientCert`).
+pub fn web_config(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    match pick % 3 {
+        0 => {
+            if let Ok(text) = std::str::from_utf8(rest) {
+                keep(webconfig::file::parse(
+                    text,
+                    std::path::Path::new("/etc/stevedore"),
+                ));
+            }
+        }
+        1 => keep(webconfig::credentials(rest)),
+        _ => keep(webconfig::tls::subject_alt_names(rest)),
     }
 }

@@ -13,6 +13,7 @@ use tower_http::compression::CompressionLayer;
 
 use crate::expose::{self, Format};
 use crate::scrape::Scraper;
+use crate::webconfig::Live;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -24,7 +25,7 @@ pub(crate) struct AppState {
     pub sources: Arc<crate::health::Sources>,
 }
 
-pub(crate) fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState, web: Option<Arc<Live>>) -> Router {
     let metrics = Router::new()
         .route(&state.telemetry_path, get(metrics))
         .layer(
@@ -41,8 +42,51 @@ pub(crate) fn router(state: AppState) -> Router {
     if state.telemetry_path != "/" {
         app = app.route("/", get(landing));
     }
-    app.fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
-        .with_state(state)
+    let app = app
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .with_state(state);
+    match web {
+        Some(web) => app.layer(axum::middleware::from_fn_with_state(web, guard)),
+        None => app,
+    }
+}
+
+/// The web configuration's rules for every request: rate limit, basic authentication, response headers.
+/// The probes `/healthz` and `/readyz` need no password and are not rate limited: they tell nothing but
+/// "alive" and "ready", and a kubelet probe should not carry a password or fail under a scrape storm.
+async fn guard(
+    State(web): State<Arc<Live>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let active = web.current();
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    let mut resp = if probe {
+        next.run(req).await
+    } else if active.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
+        (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n").into_response()
+    } else if active.users.is_empty()
+        || web
+            .auth
+            .allows(
+                &active.users,
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            )
+            .await
+    {
+        next.run(req).await
+    } else {
+        let mut r = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        r
+    };
+    for (name, value) in &active.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -215,20 +259,91 @@ pub(crate) struct Limits {
     pub(crate) max_connections: usize,
 }
 
+/// How each accepted connection is served: plain HTTP/1.1, or TLS and then HTTP/1.1 or HTTP/2 as ALPN
+/// chose.
+struct Connections {
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+    /// The TLS handshake gets as long as the request headers (a slow handshake is a slowloris too).
+    handshake_timeout: std::time::Duration,
+}
+
+impl Connections {
+    fn new(limits: &Limits) -> Connections {
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.read_header_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .max_header_size(limits.max_header_bytes);
+        let mut h2 = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        h2.timer(hyper_util::rt::TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(16)
+            .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
+            .keep_alive_timeout(limits.read_header_timeout);
+        Connections {
+            h1,
+            h2,
+            handshake_timeout: limits.read_header_timeout,
+        }
+    }
+
+    async fn serve(
+        &self,
+        tcp: tokio::net::TcpStream,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        app: Router,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        use hyper_util::rt::TokioIo;
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        let ended = match tls {
+            None => {
+                watcher
+                    .watch(self.h1.serve_connection(TokioIo::new(tcp), service))
+                    .await
+            }
+            Some(config) => {
+                let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
+                let stream = match tokio::time::timeout(self.handshake_timeout, accept).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake not done within --web.read-header-timeout");
+                        return;
+                    }
+                };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = TokioIo::new(stream);
+                if h2 {
+                    watcher.watch(self.h2.serve_connection(io, service)).await
+                } else {
+                    watcher.watch(self.h1.serve_connection(io, service)).await
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the connections in flight finish (at
-/// most 10 s). Each connection gets `read_header_timeout` to send its headers, between requests too, so
-/// slow-header and idle connections are closed; past `max_connections` new ones are closed at once.
+/// most 10 s). Each connection gets `read_header_timeout` to finish its TLS handshake and to send its
+/// headers, between requests too, so slow-header and idle connections are closed; past
+/// `max_connections` new ones are closed at once. With a web configuration that has TLS, every
+/// connection is TLS, with the certificates in force when it was accepted.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: Limits,
+    web: Option<Arc<Live>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.read_header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_header_size(limits.max_header_bytes);
+    let connections = Arc::new(Connections::new(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut refusing = false;
@@ -268,14 +383,11 @@ pub(crate) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a scrape connection");
         }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let conn = graceful.watch(conn);
+        let tls = web.as_ref().and_then(|w| w.current().tls.clone());
+        let (connections, app, watcher) = (connections.clone(), app.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            connections.serve(tcp, tls, app, watcher).await;
         });
     }
     drop(listener);

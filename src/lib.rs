@@ -24,6 +24,7 @@ mod scrape;
 mod source;
 #[cfg(test)]
 mod testutil;
+mod webconfig;
 
 pub use app::main;
 
