@@ -5,6 +5,8 @@ byte of the parser it is meant for (see src/fuzz.rs), then a real file's content
   fuzz_seed.py FIXTURES CORPUS_DIR
 """
 import hashlib
+import subprocess
+import tempfile
 import os
 import pathlib
 import sys
@@ -31,7 +33,7 @@ def ttar_members(path):
 
 def main():
     fixtures, corpus = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    seeds = {t: [] for t in ["procfs", "cgroup_files", "cgroup_path", "kubelet", "docker_stats", "http_request"]}
+    seeds = {t: [] for t in ["procfs", "cgroup_files", "cgroup_path", "kubelet", "docker_stats", "http_request", "web_config"]}
     proc = ttar_members(fixtures / "procfs/fixtures.ttar")
     by_name = {"stat": 1, "meminfo": 2, "loadavg": 3, "net/dev": 4, "diskstats": 5, "mountinfo": 7, "cpuinfo": 8}
     for path, data in proc.items():
@@ -62,6 +64,26 @@ def main():
     for q in [b"collect[]=cpu", b"exclude[]=meminfo&exclude[]=cgroup", b"collect%5B%5D=cpu"]:
         seeds["http_request"].append(b"\x00" + q)
     seeds["http_request"].append(b"\x01application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+    web = [
+        b"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n",
+        b"tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n  client_auth_type: RequireAndVerifyClientCert\n"
+        b"  client_ca_file: ca.crt\n  client_allowed_sans: [a.example]\n"
+        b"  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n  curve_preferences: [X25519]\n",
+        b"http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n",
+        b"basic_auth_users:\n  alice: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n"
+        b"rate_limit:\n  interval: 1s\n  burst: 5\n",
+    ]
+    seeds["web_config"] += [b"\x00" + w for w in web] + [b"\x01Basic YWxpY2U6czNjcjN0"]
+    # A client certificate's DER, made here by openssl when it is installed.
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", f"{d}/k", "-out", f"{d}/c", "-outform", "DER", "-subj", "/CN=c",
+                            "-addext", "subjectAltName=DNS:a.example,IP:127.0.0.1,email:a@b.c,URI:spiffe://x/y"],
+                           check=True, capture_output=True)
+            seeds["web_config"].append(b"\x02" + pathlib.Path(f"{d}/c").read_bytes())
+    except (OSError, subprocess.CalledProcessError):
+        pass
     for target, items in seeds.items():
         d = corpus / target
         d.mkdir(parents=True, exist_ok=True)
