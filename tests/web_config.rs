@@ -576,3 +576,43 @@ fn the_same_file_works_for_node_exporter() {
     let _ = node.kill();
     let _ = node.wait();
 }
+
+/// Connections that never finish the TLS handshake are closed after --web.read-header-timeout and do
+/// not keep others out.
+#[test]
+fn stalled_tls_handshakes_are_closed() {
+    use std::io::{Read, Write};
+    let pki = Pki::new();
+    let e = Exporter::start(&[
+        &format!("--web.config.file={}", pki.config(TLS)),
+        "--web.read-header-timeout=1s",
+        "--collector.disable-defaults",
+        "--collector.meminfo",
+    ]);
+    let start = Instant::now();
+    let mut stalled: Vec<std::net::TcpStream> = (0..100)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(&e.addr).unwrap();
+            if i % 2 == 0 {
+                // Half send the first bytes of a ClientHello record, then nothing.
+                s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+            }
+            s
+        })
+        .collect();
+    let ca = pki.path("ca.crt");
+    assert_eq!(curl(&https(&e, "/healthz"), &["--cacert", &ca]).code, 200);
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0; 64];
+        let closed = match s.read(&mut buf) {
+            Ok(n) => n == 0 || s.read(&mut buf).map(|n| n == 0).unwrap_or(true),
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "a stalled handshake was not closed");
+    }
+    let took = start.elapsed();
+    println!("100 stalled handshakes closed after {took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(curl(&https(&e, "/metrics"), &["--cacert", &ca]).code, 200);
+}
