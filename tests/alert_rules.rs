@@ -23,7 +23,7 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn alert_rules_are_valid_and_their_unit_tests_pass() {
     let check = promtool(&["check", "rules", "stevedore-alerts.yml"]);
-    assert!(check.contains("SUCCESS: 7 rules found"), "{check}");
+    assert!(check.contains("SUCCESS: 9 rules found"), "{check}");
     let test = promtool(&["test", "rules", "stevedore-alerts.test.yml"]);
     assert!(test.contains("SUCCESS"), "{test}");
 }
@@ -91,4 +91,45 @@ fn every_metric_the_rules_read_is_exposed() {
             "{n} is read by an alert rule but no family of that name is in src/expose"
         );
     }
+}
+
+/// Every alert has a summary, a description and a runbook that exists in docs/runbooks.md.
+#[test]
+fn every_alert_has_a_summary_description_and_runbook() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("deploy/prometheus/stevedore-alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    let runbooks = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap();
+    let mut n = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            let a = &rule["annotations"];
+            assert!(
+                a["summary"].is_string() && a["description"].is_string(),
+                "{name}"
+            );
+            let url = a["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: no runbook_url"));
+            let anchor = url
+                .split_once("docs/runbooks.md#")
+                .map(|x| x.1)
+                .unwrap_or("");
+            assert_eq!(anchor, name.to_lowercase(), "{name}: {url}");
+            assert!(
+                runbooks.contains(&format!("\n## {name}\n")),
+                "{name}: no runbook section"
+            );
+            // The job selector the chart replaces is in every expression.
+            assert!(
+                rule["expr"].as_str().unwrap().contains("job=\"stevedore\""),
+                "{name}"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 9);
 }

@@ -287,12 +287,22 @@ fn chart_files_are_the_repositorys_rules_and_dashboards() {
             "{copy} differs from {source}: copy it again"
         );
     }
-    // And the PrometheusRule carries every alert of the file.
-    let objs = render(&[VALUES[0]]);
-    let rule = kind(&objs, "PrometheusRule")[0];
-    let file: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(root.join("deploy/prometheus/stevedore-alerts.yml")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(rule["spec"]["groups"], file["groups"]);
+    // The PrometheusRule carries every alert of the file, with the job selector of the chart's profile.
+    let file =
+        std::fs::read_to_string(root.join("deploy/prometheus/stevedore-alerts.yml")).unwrap();
+    for (values, selector) in [
+        (&[][..], "job=\"stevedore\""),
+        (
+            &[VALUES[0]][..],
+            "job=\"kubelet\",metrics_path=\"/metrics/cadvisor\"",
+        ),
+    ] {
+        let mut args: Vec<&str> = values.to_vec();
+        args.push("charts/stevedore/ci/rules-on-values.yaml");
+        let objs = render(&args);
+        let rule = kind(&objs, "PrometheusRule")[0];
+        let expected: Value =
+            serde_yaml_ng::from_str(&file.replace("job=\"stevedore\"", selector)).unwrap();
+        assert_eq!(rule["spec"]["groups"], expected["groups"], "{selector}");
+    }
 }
