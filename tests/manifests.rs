@@ -306,3 +306,79 @@ fn chart_files_are_the_repositorys_rules_and_dashboards() {
         assert_eq!(rule["spec"]["groups"], expected["groups"], "{selector}");
     }
 }
+
+/// The chart's drop-in ServiceMonitor relabels as the plain scrape config that
+/// tests/kube_prometheus_profile.rs runs kubernetes-mixin's rules against.
+#[test]
+fn servicemonitor_profiles_match_the_plain_scrape_configs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("deploy/prometheus/scrape-configs.yml")).unwrap(),
+    )
+    .unwrap();
+    // Prometheus' snake_case fields as the Operator's camelCase ones; `keep` rules are the ServiceMonitor's
+    // selector there.
+    let camel = |rules: &Value| -> Vec<Value> {
+        rules
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["action"] != "keep")
+            .map(|r| {
+                let mut o = serde_json::Map::new();
+                for (k, v) in r.as_object().unwrap() {
+                    let k = match k.as_str() {
+                        "source_labels" => "sourceLabels",
+                        "target_label" => "targetLabel",
+                        other => other,
+                    };
+                    o.insert(k.to_string(), v.clone());
+                }
+                Value::Object(o)
+            })
+            .collect()
+    };
+    for (job, profile) in [
+        ("stevedore", "stevedore"),
+        ("stevedore-as-kubelet-cadvisor", "kubelet-cadvisor"),
+    ] {
+        let plain = file["scrape_configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job_name"] == job)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("v.yaml");
+        std::fs::write(
+            &values,
+            format!("serviceMonitor:\n  enabled: true\n  profile: {profile}\n"),
+        )
+        .unwrap();
+        let objs = render(&[values.to_str().unwrap()]);
+        let ep = &kind(&objs, "ServiceMonitor")[0]["spec"]["endpoints"][0];
+        assert_eq!(ep["honorLabels"], true);
+        assert_eq!(plain["honor_labels"], true);
+        let mut expected = camel(&plain["relabel_configs"]);
+        if job == "stevedore" {
+            // The plain job's name is its job label; the ServiceMonitor sets it by a relabeling.
+            expected.insert(
+                0,
+                serde_json::json!({"targetLabel": "job", "replacement": "stevedore"}),
+            );
+        }
+        assert_eq!(
+            ep["relabelings"].as_array().unwrap(),
+            &expected,
+            "{profile}"
+        );
+        assert_eq!(
+            ep["metricRelabelings"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            camel(&plain["metric_relabel_configs"]),
+            "{profile}"
+        );
+    }
+}

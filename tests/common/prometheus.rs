@@ -32,16 +32,17 @@ pub fn start_prometheus(target: &str) -> Prometheus {
 /// Prometheus with one job "stevedore" scraping every second; `job` is the rest of the scrape config,
 /// indented for its place under `- job_name: stevedore` (4 spaces).
 pub fn start_prometheus_with(job: &str) -> Prometheus {
+    start_prometheus_config(&format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: stevedore\n    {job}"
+    ))
+}
+
+/// Prometheus with this whole configuration file.
+pub fn start_prometheus_config(text: &str) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: stevedore\n    {job}"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, text).unwrap();
     let port = free_port();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))

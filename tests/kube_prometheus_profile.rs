@@ -1,0 +1,269 @@
+//! The kube-prometheus drop-in profile: Debian's Prometheus scrapes Stevedore with the profile's scrape
+//! settings from deploy/prometheus/scrape-configs.yml (Kubernetes discovery replaced by a static target
+//! carrying the same discovery labels: Debian's Prometheus is built without it), and kubernetes-mixin's
+//! recording rules (tests/kubernetes-mixin, unchanged) read the result.
+//!
+//! The node is the recorded 1.35 node: its pod containers' cgroups made for real in the kubelet's
+//! layout, its pod list and summary replayed; one container holds a real process whose memory and CPU
+//! the rules must report as its cgroup files do. kube-state-metrics' `kube_pod_info` (which the rules
+//! join on) is served from the same recorded pod list.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kube::*;
+use common::prometheus::{Prometheus, free_port, query, start_prometheus_config};
+use common::*;
+use serde_json::{Value, json};
+
+const RECORDS: &[&str] = &[
+    "node_namespace_pod_container:container_cpu_usage_seconds_total:sum_irate",
+    "node_namespace_pod_container:container_memory_working_set_bytes",
+    "node_namespace_pod_container:container_memory_rss",
+    "node_namespace_pod_container:container_memory_cache",
+    "node_namespace_pod_container:container_memory_swap",
+];
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// kube-state-metrics' kube_pod_info for the recorded pods, served by Python's http.server.
+fn kube_state_metrics(pods: &Value) -> (Killed, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("# TYPE kube_pod_info gauge\n");
+    for p in pods["items"].as_array().unwrap() {
+        let m = &p["metadata"];
+        text += &format!(
+            "kube_pod_info{{namespace=\"{}\",pod=\"{}\",uid=\"{}\",node=\"{}\"}} 1\n",
+            m["namespace"].as_str().unwrap(),
+            m["name"].as_str().unwrap(),
+            m["uid"].as_str().unwrap(),
+            p["spec"]["nodeName"].as_str().unwrap()
+        );
+    }
+    std::fs::write(dir.path().join("metrics"), text).unwrap();
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Killed(child), format!("127.0.0.1:{port}"), dir)
+}
+
+/// The drop-in job of deploy/prometheus/scrape-configs.yml, aimed at `target` as Kubernetes discovery
+/// would label it, and a kube-state-metrics job.
+fn config(target: &str, node: &str, ksm: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("deploy/prometheus/scrape-configs.yml")).unwrap(),
+    )
+    .unwrap();
+    let mut job = file["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == "stevedore-as-kubelet-cadvisor")
+        .expect("the drop-in job")
+        .clone();
+    let obj = job.as_object_mut().unwrap();
+    assert!(obj.remove("kubernetes_sd_configs").is_some());
+    obj.insert("scrape_interval".into(), json!("1s"));
+    obj.insert("scrape_timeout".into(), json!("1s"));
+    obj.insert(
+        "static_configs".into(),
+        json!([{"targets": [target], "labels": {
+            "__meta_kubernetes_pod_label_app_kubernetes_io_name": "stevedore",
+            "__meta_kubernetes_pod_container_port_name": "metrics",
+            "__meta_kubernetes_pod_node_name": node,
+        }}]),
+    );
+    let rules = root.join("tests/kubernetes-mixin/k8s.rules.yml");
+    let config = json!({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [rules],
+        "scrape_configs": [job, {"job_name": "kube-state-metrics", "static_configs": [{"targets": [ksm]}]}],
+    });
+    serde_yaml_ng::to_string(&config).unwrap()
+}
+
+fn cgroup_file(ctrl: &str, id: &str, file: &str) -> std::path::PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(ctrl)
+        .join(id.trim_start_matches('/'))
+        .join(file)
+}
+
+fn wait_for(p: &Prometheus, q: &str, what: &str) -> Vec<(Value, f64)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = query(p, q);
+        if !r.is_empty() {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no result for {q} in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn kubernetes_mixin_rules_read_the_drop_in_profile() {
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        Path::new("/sys/fs/cgroup/memory").is_dir(),
+        "needs the cgroup v1 hierarchies (root)"
+    );
+    let recorded = recorded_cadvisor();
+    let containers: Vec<&Sample> = recorded
+        .iter()
+        .filter(|r| {
+            r.name == "container_memory_working_set_bytes"
+                && r.labels["id"].contains("/pod")
+                && !r.labels["container"].is_empty()
+                && !r.labels["image"].is_empty()
+        })
+        .collect();
+    assert!(containers.len() > 10, "{}", containers.len());
+    let ids: Vec<String> = containers.iter().map(|r| r.labels["id"].clone()).collect();
+    let dirs = CgroupDirs::make(&ids);
+    // A real process in one container: 32 MB of anonymous memory and a little CPU.
+    let target = containers
+        .iter()
+        .find(|r| r.labels["container"] == "kube-state-metrics")
+        .unwrap();
+    let id = target.labels["id"].clone();
+    let worker = Command::new("sh")
+        .arg("-c")
+        .arg("sleep 1; x=$(head -c 32000000 /dev/zero | tr '\\0' a); while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.2; done")
+        .spawn()
+        .unwrap();
+    let worker = Killed(worker);
+    for ctrl in ["memory", "cpu", "cpuacct", "pids", "blkio"] {
+        std::fs::write(
+            cgroup_file(ctrl, &id, "cgroup.procs"),
+            worker.0.id().to_string(),
+        )
+        .unwrap();
+    }
+
+    let pods = load_json(&k8s_fixture("1_35/kubelet/pods"));
+    let node = pods["items"][0]["spec"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_ksm, ksm_addr, _ksm_dir) = kube_state_metrics(&pods);
+    let (_replay, e) = recorded_kubelet(&[]);
+    let p = start_prometheus_config(&config(&e.addr, &node, &ksm_addr));
+
+    // The profile's labels: the kubelet's cAdvisor job for containers, node-exporter's for node series.
+    let up = wait_for(
+        &p,
+        r#"up{job="kubelet",metrics_path="/metrics/cadvisor"}"#,
+        "up",
+    );
+    assert_eq!(up[0].1, 1.0);
+    assert_eq!(up[0].0["node"], node.as_str());
+    wait_for(
+        &p,
+        r#"node_memory_MemTotal_bytes{job="node-exporter",metrics_path=""}"#,
+        "node series",
+    );
+
+    let pod = target.labels["pod"].as_str();
+    let sel = format!(
+        "{{namespace=\"{}\",pod=\"{pod}\",container=\"kube-state-metrics\"}}",
+        target.labels["namespace"]
+    );
+    // Every rule gives the recorded node's pod containers, joined to their node.
+    for record in RECORDS {
+        let r = wait_for(&p, &format!("{record}{sel}"), record);
+        assert_eq!(r.len(), 1, "{record}: {r:?}");
+        assert_eq!(r[0].0["node"], node.as_str(), "{record}");
+        let all = query(&p, record);
+        for c in &containers {
+            assert!(
+                all.iter().any(|(l, _)| l["pod"] == c.labels["pod"].as_str()
+                    && l["container"] == c.labels["container"].as_str()),
+                "{record}: no series for {}/{}",
+                c.labels["pod"],
+                c.labels["container"]
+            );
+        }
+    }
+    // prometheus-adapter's resource rules (kube-prometheus' defaults, <<.LabelMatchers>> and
+    // <<.GroupBy>> filled in as the adapter does for one pod) answer for the pod.
+    let matchers = format!("namespace=\"{}\",pod=\"{pod}\"", target.labels["namespace"]);
+    for q in [
+        format!(
+            "sum by (namespace, pod, container) (irate(container_cpu_usage_seconds_total{{{matchers},container!=\"\",pod!=\"\"}}[120s]))"
+        ),
+        format!(
+            "sum by (namespace, pod, container) (container_memory_working_set_bytes{{{matchers},container!=\"\",pod!=\"\"}})"
+        ),
+    ] {
+        let r = wait_for(&p, &q, "prometheus-adapter");
+        assert!(
+            r.iter()
+                .any(|(l, v)| l["container"] == "kube-state-metrics" && *v > 0.0),
+            "{q}: {r:?}"
+        );
+    }
+    // Values as the cgroup files have them (read around the rule's evaluation; memory is steady).
+    std::thread::sleep(Duration::from_secs(3));
+    let stat = |key: &str| read_num(&cgroup_file("memory", &id, "memory.stat"), Some(key));
+    let value = |record: &str| query(&p, &format!("{record}{sel}"))[0].1;
+    let rss = value("node_namespace_pod_container:container_memory_rss");
+    assert!(
+        (rss - stat("total_rss")).abs() <= 0.05 * stat("total_rss"),
+        "rss {rss} vs {}",
+        stat("total_rss")
+    );
+    assert!(rss > 30e6, "{rss}");
+    let usage = read_num(&cgroup_file("memory", &id, "memory.usage_in_bytes"), None);
+    let ws = value("node_namespace_pod_container:container_memory_working_set_bytes");
+    let expected_ws = usage - stat("total_inactive_file");
+    assert!(
+        (ws - expected_ws).abs() <= 0.05 * expected_ws,
+        "working set {ws} vs {expected_ws}"
+    );
+    let cache = value("node_namespace_pod_container:container_memory_cache");
+    assert!(
+        (cache - stat("total_cache")).abs() <= 1e6,
+        "cache {cache} vs {}",
+        stat("total_cache")
+    );
+    // CPU: the irate Prometheus computes against the cgroup's own rate over 5 s.
+    let usage_ns = || read_num(&cgroup_file("cpuacct", &id, "cpuacct.usage"), None);
+    let (t0, u0) = (Instant::now(), usage_ns());
+    std::thread::sleep(Duration::from_secs(5));
+    let cgroup_rate = (usage_ns() - u0) / 1e9 / t0.elapsed().as_secs_f64();
+    let irate = value("node_namespace_pod_container:container_cpu_usage_seconds_total:sum_irate");
+    assert!(cgroup_rate > 0.001, "the worker used no CPU: {cgroup_rate}");
+    assert!(
+        (irate - cgroup_rate).abs() <= 0.5 * cgroup_rate + 0.01,
+        "irate {irate} vs the cgroup's {cgroup_rate}"
+    );
+    drop(worker);
+    drop(dirs);
+}
