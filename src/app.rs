@@ -147,10 +147,20 @@ async fn start_pods(
     }
     match kubernetes::api_client(flags.kubeconfig.as_ref()).await? {
         Some(client) => {
-            let node = node_name(flags.node_name.as_ref());
-            tracing::info!(node = %node, "watching this node's pods on the apiserver");
+            let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+            let scope = match (nonempty(&flags.pod_namespace), nonempty(&flags.pod_name)) {
+                (Some(namespace), Some(name)) if nonempty(&flags.pod_uid).is_some() => {
+                    tracing::info!(%namespace, pod = %name, "sidecar: watching this pod on the apiserver");
+                    kubernetes::Scope::Pod { namespace, name }
+                }
+                _ => {
+                    let node = node_name(flags.node_name.as_ref());
+                    tracing::info!(node = %node, "watching this node's pods on the apiserver");
+                    kubernetes::Scope::Node(node)
+                }
+            };
             let (reader, writer) = kube::runtime::reflector::store();
-            kubernetes::spawn_watch(client, node, writer, sources.register("kubernetes"));
+            kubernetes::spawn_watch(client, scope, writer, sources.register("kubernetes"));
             shared.pods = Some(reader);
         }
         None => tracing::info!(

@@ -268,6 +268,20 @@ pub(crate) struct Flags {
     )]
     pub pods_from: PodsFrom,
 
+    /// Sidecar mode: report only this pod's containers (its uid, from the downward API
+    /// metadata.uid), and watch only this pod on the apiserver (with --kubernetes.pod-name and
+    /// --kubernetes.pod-namespace). The root cgroup and other pods are left out.
+    #[arg(long = "kubernetes.pod-uid", env = "POD_UID")]
+    pub pod_uid: Option<String>,
+
+    /// Sidecar mode: this pod's name (downward API metadata.name).
+    #[arg(long = "kubernetes.pod-name", env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Sidecar mode: this pod's namespace (downward API metadata.namespace).
+    #[arg(long = "kubernetes.pod-namespace", env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
+
     /// The kubelet's address (https://<node-ip>:10250, or http://<node-ip>:10255 for the read-only port).
     /// Unset: https://$HOST_IP:10250 when running in a pod with HOST_IP set, else the kubelet source is off.
     #[arg(long = "kubelet.url", env = "STEVEDORE_KUBELET_URL")]

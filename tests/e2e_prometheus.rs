@@ -191,7 +191,10 @@ fn prometheus_rates_a_half_core_container_and_reads_its_working_set() {
                 .replace("$namespace", ".*")
                 .replace("$pod", ".*");
             // Every query is filtered by job and node (a cluster may scrape the same names elsewhere).
-            assert!(expr.contains("job=~\"$job\"") && expr.contains("instance=~\"$instance\""), "{expr}");
+            assert!(
+                expr.contains("job=~\"$job\"") && expr.contains("instance=~\"$instance\""),
+                "{expr}"
+            );
             let result = query(&p, &q);
             ran += 1;
             // v1 blkio counters exist only for devices with a throttle rule on this kernel: no series.

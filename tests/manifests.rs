@@ -382,3 +382,64 @@ fn servicemonitor_profiles_match_the_plain_scrape_configs() {
         );
     }
 }
+
+/// The sidecar example: valid against 1.35, its flags exist, a namespaced Role on pods is all it gets,
+/// and it runs as nobody with no capability.
+#[test]
+fn sidecar_example_is_valid_and_least_privileged() {
+    let path = "deploy/kubernetes/sidecar/example.yaml";
+    let validate = tool("KUBERNETES_VALIDATE", "venv/bin/kubernetes-validate");
+    let out = run(&validate, &["--strict", "-k", "1.35.0", path]);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains(" passed for resource "))
+            .count(),
+        4,
+        "{out}"
+    );
+    let objs = objects(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap(),
+    );
+    assert!(kind(&objs, "ClusterRole").is_empty() && kind(&objs, "ClusterRoleBinding").is_empty());
+    assert_eq!(
+        kind(&objs, "Role")[0]["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}])
+    );
+    let pod = &kind(&objs, "Deployment")[0]["spec"]["template"]["spec"];
+    let sidecar = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stevedore")
+        .unwrap();
+    assert_eq!(sidecar["securityContext"]["runAsUser"], 65534);
+    assert_eq!(
+        sidecar["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    let env: Vec<&str> = sidecar["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["POD_UID", "POD_NAME", "POD_NAMESPACE"]);
+    let help = Command::new(env!("CARGO_BIN_EXE_stevedore"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for arg in sidecar["args"].as_array().unwrap() {
+        let flag = arg.as_str().unwrap().split('=').next().unwrap();
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "{flag}"
+        );
+    }
+    for var in ["POD_UID", "POD_NAME", "POD_NAMESPACE"] {
+        assert!(
+            help.contains(&format!("env: {var}")),
+            "{var} is not read by any flag"
+        );
+    }
+}

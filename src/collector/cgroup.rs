@@ -38,7 +38,8 @@ fn build(cx: &Context<'_>) -> Result<Built, String> {
             shared.pods.clone(),
             cx.pod_columns(),
         )
-        .keep_open(f.cgroup_keep_open),
+        .keep_open(f.cgroup_keep_open)
+        .only_pod(f.pod_uid.clone().filter(|u| !u.is_empty())),
     )))
 }
 
@@ -50,7 +51,22 @@ const SPEC_REFRESH: Duration = Duration::from_secs(30);
 /// Interfaces never reported for a container (cAdvisor's list): loopback and the host ends of bridges.
 const SKIP_INTERFACES: [&str; 4] = ["lo", "veth", "docker", "nerdctl"];
 
+/// Whether a cgroup is the pod `uid` or one of its containers (sidecar mode). The systemd driver writes
+/// the uid with underscores.
+fn in_pod(kind: &Kind, uid: &str) -> bool {
+    let same = |u: &str| u.replace('_', "-").eq_ignore_ascii_case(uid);
+    match kind {
+        Kind::Pod { uid: u, .. } => same(u),
+        Kind::Container {
+            pod_uid: Some(u), ..
+        } => same(u),
+        _ => false,
+    }
+}
+
 pub(crate) struct CgroupCollector {
+    /// Sidecar mode: only this pod's cgroups.
+    only_pod: Option<String>,
     paths: Paths,
     include_system: bool,
     meta: Option<Arc<MetaStore>>,
@@ -97,6 +113,7 @@ impl CgroupCollector {
             .unwrap_or(1)
             .clamp(1, 4);
         CgroupCollector {
+            only_pod: None,
             paths,
             include_system,
             meta,
@@ -114,6 +131,11 @@ impl CgroupCollector {
     /// Keeps each cgroup's files open between scrapes (`--collector.cgroup.keep-open`).
     pub(crate) fn keep_open(mut self, on: bool) -> Self {
         self.keep_open = on;
+        self
+    }
+
+    pub(crate) fn only_pod(mut self, uid: Option<String>) -> Self {
+        self.only_pod = uid;
         self
     }
 
@@ -513,7 +535,11 @@ impl CgroupCollector {
     }
 
     fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
-        let found = cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
+        let mut found =
+            cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
+        if let Some(uid) = &self.only_pod {
+            found.retain(|f| in_pod(&f.kind, uid));
+        }
         let raws = self.read_all(layout, found)?;
         let devices = device_names(&self.paths);
         let owners = network_owners(&raws, netns(&self.paths, 1));

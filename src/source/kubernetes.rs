@@ -324,11 +324,26 @@ pub(crate) async fn api_client(kubeconfig: Option<&PathBuf>) -> Result<Option<Cl
         .map_err(|e| format!("cannot build the Kubernetes client: {e}"))
 }
 
-/// Watches this node's pods into the store's writer, forever, with backoff; `health` follows the watch.
-pub(crate) fn spawn_watch(client: Client, node: String, writer: Writer<Pod>, health: Arc<Health>) {
+/// Which pods to watch: this node's (a DaemonSet), or one pod (a sidecar, which needs only a namespaced
+/// Role).
+pub(crate) enum Scope {
+    Node(String),
+    Pod { namespace: String, name: String },
+}
+
+/// Watches the scope's pods into the store's writer, forever, with backoff; `health` follows the watch.
+pub(crate) fn spawn_watch(client: Client, scope: Scope, writer: Writer<Pod>, health: Arc<Health>) {
     tokio::spawn(async move {
-        let api: Api<Pod> = Api::all(client);
-        let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let (api, cfg): (Api<Pod>, _) = match &scope {
+            Scope::Node(node) => (
+                Api::all(client),
+                watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+            ),
+            Scope::Pod { namespace, name } => (
+                Api::namespaced(client, namespace),
+                watcher::Config::default().fields(&format!("metadata.name={name}")),
+            ),
+        };
         let stream = reflector::reflector(writer, watcher(api, cfg).default_backoff().modify(slim));
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {

@@ -8,6 +8,7 @@ Apiserver (what kube-rs's watcher asks for):
                                                                ends (the client watches again from its last
                                                                version), or one ERROR event with code 410 when
                                                                a test asked for it (the client lists again)
+  GET /api/v1/namespaces/NS/pods?fieldSelector=metadata.name=P  -> the same for one pod (sidecar mode)
 Kubelet:
   GET /stats/summary, GET /pods                             -> the recorded payloads, byte for byte, behind an
                                                                optional bearer token
@@ -69,6 +70,14 @@ def node_of(pod):
     return (pod.get("spec") or {}).get("nodeName")
 
 
+def selector_name(query):
+    sel = query.get("fieldSelector", [""])[0]
+    for part in sel.split(","):
+        if part.startswith("metadata.name="):
+            return part.split("=", 1)[1]
+    return None
+
+
 def selector_node(query):
     sel = query.get("fieldSelector", [""])[0]
     for part in sel.split(","):
@@ -124,6 +133,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"requests": STATE["requests"]})
         if url.path == "/api/v1/pods":
             return self.apiserver(query)
+        # One namespace's pods (a sidecar watching its own pod by metadata.name).
+        parts = url.path.split("/")
+        if len(parts) == 6 and parts[1:4] == ["api", "v1", "namespaces"] and parts[5] == "pods":
+            return self.apiserver(query, namespace=parts[4])
         if url.path in ("/stats/summary", "/pods"):
             return self.kubelet(url.path)
         self.send_json(404, status_body(404, "NotFound", "no such path"))
@@ -141,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, None, text="not recorded\n")
         self.send_json(200, None, text=text)
 
-    def apiserver(self, query):
+    def apiserver(self, query, namespace=None):
         code = STATE["status"].get("apiserver")
         if code:
             reason = {401: "Unauthorized", 403: "Forbidden"}.get(code, "InternalError")
@@ -153,7 +166,16 @@ class Handler(BaseHTTPRequestHandler):
             )
             return self.send_json(code, status_body(code, reason, msg))
         node = selector_node(query)
-        mine = lambda p: node is None or node_of(p) == node
+        name = selector_name(query)
+
+        def mine(p):
+            meta = p.get("metadata") or {}
+            return (
+                (node is None or node_of(p) == node)
+                and (namespace is None or meta.get("namespace") == namespace)
+                and (name is None or meta.get("name") == name)
+            )
+
         if query.get("watch", ["false"])[0] not in ("true", "1"):
             with LOCK:
                 items = [p for p in STATE["pods"] if mine(p)]
