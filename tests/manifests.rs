@@ -252,10 +252,13 @@ fn daemonset_is_hardened_and_probes_follow_the_web_config() {
         assert_eq!(m["readOnly"], true, "{m}");
     }
     assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTP");
+    assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
     // Client certificates required: the kubelet cannot complete the handshake, so TCP probes.
     let objs = render(&[VALUES[0]]);
     let c = &kind(&objs, "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["livenessProbe"]["tcpSocket"]["port"], 9777);
+    // keep-open's kernel memory (40 KiB a container) is counted in the limit.
+    assert_eq!(c["resources"]["limits"]["memory"], "192Mi");
     // Behind kube-rbac-proxy: HTTPS probes to the proxy, which passes /healthz and /readyz through.
     let objs = render(&[VALUES[1]]);
     let spec = &kind(&objs, "DaemonSet")[0]["spec"]["template"]["spec"];
