@@ -616,3 +616,54 @@ fn stalled_tls_handshakes_are_closed() {
     assert!(took < Duration::from_secs(8), "{took:?}");
     assert_eq!(curl(&https(&e, "/metrics"), &["--cacert", &ca]).code, 200);
 }
+
+/// Many concurrent scrapes multiplexed on HTTP/2 connections past --web.max-requests: 503 for the
+/// excess (never a crash), at most 16 streams at once per connection, and /healthz still answers.
+#[test]
+fn http2_streams_past_the_request_limit_get_503() {
+    let pki = Pki::new();
+    let e = Exporter::start(&[
+        &format!("--web.config.file={}", pki.config(TLS)),
+        "--web.max-requests=2",
+        "--collect.min-age=0",
+        "--collector.disable-defaults",
+        "--collector.meminfo",
+        "--collector.filesystem",
+    ]);
+    let url = https(&e, "/metrics");
+    let mut args: Vec<String> = [
+        "-sS",
+        "--http2",
+        "--parallel",
+        "--parallel-max",
+        "60",
+        "--cacert",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(pki.path("ca.crt"));
+    args.extend([
+        "-o".to_string(),
+        "/dev/null".to_string(),
+        "-w".to_string(),
+        "%{http_code} %{http_version}\n".to_string(),
+    ]);
+    for _ in 0..120 {
+        args.push(url.clone());
+    }
+    let out = Command::new("curl").args(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let codes: Vec<&str> = text.lines().collect();
+    let ok = codes.iter().filter(|l| **l == "200 2").count();
+    let busy = codes.iter().filter(|l| **l == "503 2").count();
+    println!("120 scrapes over HTTP/2: {ok} answered, {busy} refused with 503");
+    assert_eq!(ok + busy, 120, "{text}");
+    assert!(ok > 0);
+    let ca = pki.path("ca.crt");
+    assert_eq!(
+        curl(&https(&e, "/healthz"), &["--cacert", &ca, "--http2"]).code,
+        200
+    );
+    assert_eq!(curl(&url, &["--cacert", &ca, "--http2"]).code, 200);
+}
