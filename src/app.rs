@@ -234,13 +234,38 @@ fn start_docker(config: &cli::Config, sources: &Sources, shared: &mut collector:
         _ => None,
     };
     let cfg = docker::Config {
+        engine: docker::Engine::Docker,
         host: flags.docker_host.clone(),
         stats_interval: flags.docker_stats_interval,
         stats_concurrency: flags.docker_stats_concurrency,
         stats_timeout: flags.docker_stats_timeout,
     };
+    if let Some(host) = podman_host(flags) {
+        tracing::info!(host = %host, "reading Podman's containers from its API");
+        let podman = docker::Config {
+            engine: docker::Engine::Podman,
+            host: Some(host),
+            ..cfg.clone()
+        };
+        docker::spawn(podman, meta.clone(), sources.register("podman"), None);
+    }
     docker::spawn(cfg, meta.clone(), health, stats);
     shared.docker_meta = Some(meta);
+}
+
+/// Podman's rootful API socket, where Podman's packages put it (podman.socket).
+const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+/// The Podman source's address: `--podman.host`; unset, the rootful socket if it exists now (so a host
+/// without Podman shows no Podman source); empty, none.
+fn podman_host(flags: &cli::Flags) -> Option<String> {
+    match flags.podman_host.as_deref() {
+        Some("") => None,
+        Some(h) => Some(h.to_string()),
+        None => std::path::Path::new(PODMAN_SOCKET)
+            .exists()
+            .then(|| format!("unix://{PODMAN_SOCKET}")),
+    }
 }
 
 async fn shutdown_signal() {

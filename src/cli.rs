@@ -212,6 +212,11 @@ pub(crate) struct Flags {
     #[arg(long = "docker.host", env = "STEVEDORE_DOCKER_HOST")]
     pub docker_host: Option<String>,
 
+    /// Podman's API socket (rootful: unix:///run/podman/podman.sock, served by podman.socket or
+    /// `podman system service`). Unset: that socket if it exists at start; empty: Podman off.
+    #[arg(long = "podman.host", env = "STEVEDORE_PODMAN_HOST")]
+    pub podman_host: Option<String>,
+
     /// Docker labels to add to container series as container_label_<key> (comma-separated keys).
     #[arg(
         long = "docker.labels",

@@ -82,6 +82,8 @@ pub(crate) fn sanitize(key: &str) -> String {
 /// What a runtime knows about one container.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ContainerMeta {
+    /// The runtime source that reported it (`docker`, `podman`).
+    pub runtime: &'static str,
     /// Full 64-hex id.
     pub id: String,
     /// The runtime's name, without Docker's leading `/`.

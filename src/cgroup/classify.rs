@@ -5,7 +5,7 @@
 //! | Docker | `/docker/<id>` | `/system.slice/docker-<id>.scope` |
 //! | containerd (CRI) | `/kubepods/<qos>/pod<uid>/<id>` | `.../kubepods-<qos>-pod<uid_>.slice/cri-containerd-<id>.scope` |
 //! | CRI-O | `/kubepods/<qos>/pod<uid>/<id>` | `.../crio-<id>.scope` |
-//! | Podman | `/libpod_parent/libpod-<id>` | `/machine.slice/libpod-<id>.scope` |
+//! | Podman | `/libpod_parent/libpod-<id>`, in a pod `/libpod_parent/<pod id>/libpod-<id>`; conmon in `conmon` beside them | `/machine.slice/libpod-<id>.scope`, in a pod `machine-libpod_pod_<pod id>.slice/libpod-<id>.scope`; conmon in `libpod-conmon-<id>.scope` |
 //! | pods | `/kubepods/<qos>/pod<uid>`, `/kubepods/pod<uid>` (guaranteed) | `kubepods-<qos>-pod<uid_>.slice`, `kubepods-pod<uid_>.slice` |
 
 /// Which runtime made a container cgroup, as far as the path tells.
@@ -123,6 +123,7 @@ pub(crate) fn classify(path: &str) -> Kind {
     if last.ends_with(".mount")
         || last.starts_with("crio-conmon-")
         || last.starts_with("libpod-conmon-")
+        || (last == "conmon" && parts[0] == "libpod_parent")
     {
         return Kind::Ignored;
     }
@@ -304,6 +305,28 @@ mod tests {
         assert_eq!(
             classify(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
             Kind::Ignored
+        );
+        // cgroupfs, as Podman 4.3 lays it out here: containers, pods, and conmon beside them.
+        const POD: &str = "204f3b5281322b9b50a63c12f507b4f730ddf0fe761f4c02e667669c0535d886";
+        assert_eq!(
+            classify(&format!("/libpod_parent/libpod-{ID}")),
+            container(Runtime::Podman, None)
+        );
+        assert_eq!(
+            classify(&format!("/libpod_parent/{POD}/libpod-{ID}")),
+            container(Runtime::Podman, None)
+        );
+        assert_eq!(classify(&format!("/libpod_parent/{POD}")), Kind::System);
+        assert_eq!(classify("/libpod_parent/conmon"), Kind::Ignored);
+        assert_eq!(
+            classify(&format!("/libpod_parent/{POD}/conmon")),
+            Kind::Ignored
+        );
+        assert_eq!(
+            classify(&format!(
+                "/machine.slice/machine-libpod_pod_{POD}.slice/libpod-{ID}.scope"
+            )),
+            container(Runtime::Podman, None)
         );
         assert_eq!(classify("/"), Kind::Root);
         assert_eq!(

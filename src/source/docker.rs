@@ -1,6 +1,12 @@
 //! The Docker Engine API through bollard: list and inspect at start, then the events stream keeps the
 //! identity cache current. Runs in the background; nothing on the scrape path calls Docker.
 //!
+//! Podman is read through the same code: `podman system service` serves the Docker-compatible API, which
+//! gives everything the identity needs (name, image, labels, state, health, restarts, start time, the
+//! cgroup parent) and the same events stream, so one client, one reconnect loop and one set of tests cover
+//! both engines. Its libpod API adds pod names, which only Podman's own pods have (they are not
+//! Kubernetes pods and get no `pod` label), so it is not used.
+//!
 //! When the daemon is down or restarts, the cache keeps what it knew (cgroup metrics keep their names),
 //! `stevedore_source_up{source="docker"}` is 0, and the source reconnects with backoff. On reconnect it
 //! lists again and resumes the events from the moment it listed, so no change is missed. Each state change
@@ -27,9 +33,35 @@ use crate::sample::container::{
     BlkioDevice, CgroupStats, CpuStats, Interface, PidsStats, SpecStats,
 };
 
-/// Settings of the Docker source.
+/// Which engine answers on the socket: the API is the same, the names, cgroup paths and flags differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    /// The source's name: `stevedore_source_up{source}`, `ContainerMeta::runtime`, log lines.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+
+    /// The cgroup path the engine gives a container, from the cgroup driver and its cgroup parent.
+    pub(crate) fn cgroup_path(self, driver: &str, parent: &str, id: &str) -> String {
+        match self {
+            Engine::Docker => cgroup_path(driver, parent, id),
+            Engine::Podman => podman_cgroup_path(driver, parent, id),
+        }
+    }
+}
+
+/// Settings of the Docker (or Podman) source.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    pub engine: Engine,
     /// `unix:///path`, `tcp://host:port` or `http://...`; `None`: DOCKER_HOST, else the local socket.
     pub host: Option<String>,
     pub stats_interval: Duration,
@@ -118,8 +150,29 @@ pub(crate) fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
     }
 }
 
+/// The cgroup path Podman gives a container: `libpod-<id>` under its parent (`/libpod_parent` or a
+/// pod's cgroup with cgroupfs, `machine.slice` or a pod's slice with systemd).
+pub(crate) fn podman_cgroup_path(driver: &str, parent: &str, id: &str) -> String {
+    if driver == "systemd" {
+        let slice = if parent.is_empty() {
+            "machine.slice"
+        } else {
+            parent
+        };
+        format!("{}/libpod-{id}.scope", expand_slice(slice))
+    } else {
+        let parent = if parent.is_empty() {
+            "/libpod_parent"
+        } else {
+            parent
+        };
+        format!("/{}/libpod-{id}", parent.trim_matches('/'))
+    }
+}
+
 fn meta_from_inspect(
     c: bollard::models::ContainerInspectResponse,
+    engine: Engine,
     driver: &str,
 ) -> Option<ContainerMeta> {
     let id = c.id?;
@@ -135,7 +188,8 @@ fn meta_from_inspect(
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty() && s != "none");
     Some(ContainerMeta {
-        cgroup_path: Some(cgroup_path(driver, &parent, &id)),
+        runtime: engine.name(),
+        cgroup_path: Some(engine.cgroup_path(driver, &parent, &id)),
         name: c
             .name
             .unwrap_or_default()
@@ -183,7 +237,7 @@ async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>
             backoff = Duration::from_millis(500);
         }
         let err = result.err().unwrap_or_else(|| SourceError::Other {
-            what: "docker events stream".into(),
+            what: format!("{} events stream", config.engine.name()),
             detail: "ended; cgroup metrics keep flowing with the names already known".into(),
         });
         health.fail(&err);
@@ -192,15 +246,19 @@ async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>
     }
 }
 
-/// A failed Docker API call, with what to check.
-fn unreachable(host: &Option<String>, what: &str, e: bollard::errors::Error) -> SourceError {
-    let host = host
-        .as_deref()
-        .unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock");
+/// A failed Docker (or Podman) API call, with what to check.
+fn unreachable(config: &Config, what: &str, e: bollard::errors::Error) -> SourceError {
+    let host = (config.host.as_deref()).unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock");
     SourceError::Unreachable {
-        what: "docker".into(),
+        what: config.engine.name().into(),
         detail: format!("{what} at {host}: {e}"),
-        hint: "check --docker.host and that the socket is mounted and readable",
+        hint: match config.engine {
+            Engine::Docker => "check --docker.host and that the socket is mounted and readable",
+            Engine::Podman => {
+                "check --podman.host, that `podman system service` serves it (podman.socket) \
+                 and that the socket is mounted and readable"
+            }
+        },
     }
 }
 
@@ -209,11 +267,12 @@ async fn sync_and_follow(
     store: &MetaStore,
     health: &Health,
 ) -> Result<(), SourceError> {
-    let docker = connect(&config.host).map_err(|e| unreachable(&config.host, "connect", e))?;
+    let docker = connect(&config.host).map_err(|e| unreachable(config, "connect", e))?;
+    let engine = config.engine;
     let info = docker
         .info()
         .await
-        .map_err(|e| unreachable(&config.host, "info", e))?;
+        .map_err(|e| unreachable(config, "info", e))?;
     let driver = info
         .cgroup_driver
         .map(|d| d.to_string())
@@ -230,22 +289,22 @@ async fn sync_and_follow(
             ..Default::default()
         }))
         .await
-        .map_err(|e| unreachable(&config.host, "list", e))?;
+        .map_err(|e| unreachable(config, "list", e))?;
     let mut all = HashMap::new();
     for c in list {
         let Some(id) = c.id else { continue };
         if let Ok(full) = docker
             .inspect_container(&id, None::<InspectContainerOptions>)
             .await
-            && let Some(meta) = meta_from_inspect(full, &driver)
+            && let Some(meta) = meta_from_inspect(full, engine, &driver)
         {
             all.insert(meta.id.clone(), Arc::new(meta));
         }
     }
     let n = all.len();
-    store.replace_all(all);
+    store.replace_runtime(engine.name(), all);
     health.ok();
-    tracing::info!(containers = n, cgroup_driver = %driver, "docker connected; identity cache synced");
+    tracing::info!(containers = n, cgroup_driver = %driver, "{} connected; identity cache synced", engine.name());
 
     let mut filters = HashMap::new();
     filters.insert("type".to_string(), vec!["container".to_string()]);
@@ -255,7 +314,7 @@ async fn sync_and_follow(
         filters: Some(filters),
     }));
     while let Some(ev) = events.next().await {
-        let ev = ev.map_err(|e| unreachable(&config.host, "events stream", e))?;
+        let ev = ev.map_err(|e| unreachable(config, "events stream", e))?;
         let action = ev.action.unwrap_or_default();
         let Some(id) = ev.actor.and_then(|a| a.id) else {
             continue;
@@ -268,8 +327,9 @@ async fn sync_and_follow(
         {
             continue;
         }
-        if action == "destroy" {
-            store.remove(&id);
+        // Docker's last event is `destroy`, Podman's `remove`.
+        if action == "destroy" || action == "remove" {
+            store.remove(engine.name(), &id);
             continue;
         }
         match docker
@@ -277,14 +337,14 @@ async fn sync_and_follow(
             .await
         {
             Ok(full) => {
-                if let Some(meta) = meta_from_inspect(full, &driver) {
+                if let Some(meta) = meta_from_inspect(full, engine, &driver) {
                     store.upsert(meta);
                 }
             }
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => store.remove(&id),
-            Err(e) => return Err(unreachable(&config.host, "inspect", e)),
+            }) => store.remove(engine.name(), &id),
+            Err(e) => return Err(unreachable(config, "inspect", e)),
         }
     }
     Ok(())
@@ -405,7 +465,7 @@ async fn run_stats(
                 let running: Vec<String> = store
                     .snapshot()
                     .values()
-                    .filter(|m| m.state == "running")
+                    .filter(|m| m.runtime == "docker" && m.state == "running")
                     .map(|m| m.id.clone())
                     .collect();
                 let mut tasks = tokio::task::JoinSet::new();
@@ -446,7 +506,7 @@ async fn run_stats(
                     });
                 }
             }
-            Err(e) => health.fail(&unreachable(&config.host, "stats API", e)),
+            Err(e) => health.fail(&unreachable(&config, "stats API", e)),
         }
         tokio::time::sleep(config.stats_interval).await;
     }
@@ -455,6 +515,23 @@ async fn run_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_cgroup_paths() {
+        let id = "abc";
+        let path = |d, p| Engine::Podman.cgroup_path(d, p, id);
+        assert_eq!(path("cgroupfs", ""), "/libpod_parent/libpod-abc");
+        // A pod's member: the pod's cgroup is the parent (as `podman inspect` gives it).
+        assert_eq!(
+            path("cgroupfs", "/libpod_parent/f00d"),
+            "/libpod_parent/f00d/libpod-abc"
+        );
+        assert_eq!(path("systemd", ""), "/machine.slice/libpod-abc.scope");
+        assert_eq!(
+            path("systemd", "machine-libpod_pod_f00d.slice"),
+            "/machine.slice/machine-libpod_pod_f00d.slice/libpod-abc.scope"
+        );
+    }
 
     #[test]
     fn cgroup_paths() {

@@ -1,4 +1,4 @@
-//! Long-lived clients of daemons (Docker today; Kubernetes and the kubelet later). They run in the
+//! Long-lived clients of daemons (Docker and Podman, the apiserver, the kubelet). They run in the
 //! background, keep caches current, and never run on the scrape path: collectors read their caches.
 
 pub(crate) mod docker;
@@ -11,8 +11,9 @@ use std::collections::HashMap;
 pub(crate) use crate::identity::ContainerMeta;
 use std::sync::{Arc, RwLock};
 
-/// The containers a runtime source knows, by id. Written by the source's background task, read by
-/// collectors (a read clones an `Arc` of the current map, so a scrape never waits on a writer for long).
+/// The containers the runtime sources know, by id. Written by the sources' background tasks (each owns
+/// the entries with its `runtime`), read by collectors (a read clones an `Arc` of the current map, so a
+/// scrape never waits on a writer for long).
 #[derive(Debug, Default)]
 pub(crate) struct MetaStore {
     map: RwLock<Arc<HashMap<String, Arc<ContainerMeta>>>>,
@@ -23,8 +24,19 @@ impl MetaStore {
         self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub(crate) fn replace_all(&self, all: HashMap<String, Arc<ContainerMeta>>) {
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
+    /// Replaces what one runtime knows; the other runtimes' entries stay.
+    pub(crate) fn replace_runtime(
+        &self,
+        runtime: &str,
+        mut all: HashMap<String, Arc<ContainerMeta>>,
+    ) {
+        let mut guard = self.map.write().unwrap_or_else(|p| p.into_inner());
+        for (id, m) in guard.iter() {
+            if m.runtime != runtime {
+                all.entry(id.clone()).or_insert_with(|| m.clone());
+            }
+        }
+        *guard = Arc::new(all);
     }
 
     pub(crate) fn upsert(&self, meta: ContainerMeta) {
@@ -34,12 +46,44 @@ impl MetaStore {
         *guard = Arc::new(next);
     }
 
-    pub(crate) fn remove(&self, id: &str) {
+    /// Forgets a container of this runtime.
+    pub(crate) fn remove(&self, runtime: &str, id: &str) {
         let mut guard = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if guard.contains_key(id) {
+        if guard.get(id).is_some_and(|m| m.runtime == runtime) {
             let mut next = (**guard).clone();
             next.remove(id);
             *guard = Arc::new(next);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(runtime: &'static str, id: &str) -> ContainerMeta {
+        ContainerMeta {
+            runtime,
+            id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_runtime_replaces_and_removes_only_its_own() {
+        let store = MetaStore::default();
+        store.upsert(meta("docker", "a"));
+        store.upsert(meta("podman", "b"));
+        store.replace_runtime(
+            "podman",
+            HashMap::from([("c".into(), Arc::new(meta("podman", "c")))]),
+        );
+        let mut ids: Vec<String> = store.snapshot().keys().cloned().collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "c"]);
+        store.remove("podman", "a");
+        assert!(store.snapshot().contains_key("a"));
+        store.remove("docker", "a");
+        assert!(!store.snapshot().contains_key("a"));
     }
 }
