@@ -93,6 +93,7 @@ fn entry(i: usize) -> ContainerEntry {
             processes: 1.0,
             file_descriptors: 3.0,
             sockets: 0.0,
+            max_open_files: Some(1024.0),
         }),
         network: vec![Interface {
             name: "eth0".into(),

@@ -172,10 +172,14 @@ fn device_names(paths: &Paths) -> HashMap<(u32, u32), String> {
     m
 }
 
-/// Processes, fds and sockets of a set of pids. A pid that exits meanwhile is simply not counted.
-fn proc_stats(paths: &Paths, pids: &[u32]) -> ProcStats {
+/// Processes, fds and sockets of a set of pids, and the first one's open-files limit. A pid that exits
+/// meanwhile is simply not counted.
+fn proc_stats(paths: &Paths, pids: &[u32], buf: &mut Vec<u8>) -> ProcStats {
     let mut s = ProcStats {
         processes: pids.len() as f64,
+        max_open_files: (pids.first())
+            .and_then(|p| read_into(&paths.proc(&format!("{p}/limits")), buf))
+            .and_then(soft_open_files),
         ..Default::default()
     };
     for pid in pids {
@@ -226,6 +230,16 @@ fn netns(paths: &Paths, pid: u32) -> Option<u64> {
 /// A process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
 fn start_ticks(paths: &Paths, pid: u32, buf: &mut Vec<u8>) -> Option<f64> {
     stat_start_ticks(read_into(&paths.proc(&format!("{pid}/stat")), buf)?)
+}
+
+/// The soft limit on the `Max open files` line of /proc/<pid>/limits, -1 for `unlimited` (cAdvisor's
+/// `container_ulimits_soft{ulimit="max_open_files"}`).
+pub(crate) fn soft_open_files(text: &str) -> Option<f64> {
+    let rest = text.lines().find_map(|l| l.strip_prefix("Max open files"))?;
+    match rest.split_whitespace().next()? {
+        "unlimited" => Some(-1.0),
+        v => num(v),
+    }
 }
 
 /// Field 22 (starttime) of a /proc/<pid>/stat line. The command (field 2) may hold spaces and parens, so
@@ -514,7 +528,7 @@ impl CgroupCollector {
                 None => state.first_proc = None,
             }
             let procs =
-                (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids));
+                (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids, buf));
             Raw {
                 found: f,
                 first_proc: state.first_proc,
@@ -693,6 +707,19 @@ impl Collector for CgroupCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_open_files_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             1024                 1024                 processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(soft_open_files(limits), Some(1024.0));
+        let unlimited = "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(soft_open_files(unlimited), Some(-1.0));
+        for bad in ["", "Max open files", "Max open files   x  y files", "Max open filesxx"] {
+            assert_eq!(soft_open_files(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn start_ticks_of_cut_short_and_hostile_stat_lines() {

@@ -390,6 +390,18 @@ pub(crate) const FAMILIES: &[Row] = &[
         "Number of processes running inside the container.",
         One(|e| Some(e.procs.as_ref()?.processes)),
     ),
+    with(
+        gauge(
+            "container_ulimits_soft",
+            "Soft ulimit values for the container root process. Unlimited if -1, except priority and nice",
+            Many(|e, emit| {
+                if let Some(v) = e.procs.as_ref().and_then(|p| p.max_open_files) {
+                    emit(&["max_open_files"], v);
+                }
+            }),
+        ),
+        &["ulimit"],
+    ),
     gauge(
         "container_file_descriptors",
         "Number of open file descriptors for the container.",

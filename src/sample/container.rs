@@ -175,6 +175,8 @@ pub(crate) struct ProcStats {
     pub processes: f64,
     pub file_descriptors: f64,
     pub sockets: f64,
+    /// The soft open-files limit of the first process (`/proc/<pid>/limits`), -1 for unlimited.
+    pub max_open_files: Option<f64>,
 }
 
 /// What a reported cgroup is, for the families that exist at one level only (`pod_*`, `node_*`).
