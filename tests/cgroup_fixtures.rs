@@ -50,7 +50,20 @@ fn binary_on_the_v1_and_v2_trees() {
         .is_none()
     );
     assert_eq!(collector_success(&s, "cgroup"), Some(1.0));
+    assert_eq!(value(&s, "container_scrape_error", &[]), Some(0.0));
     drop(e);
+
+    // No cgroup tree where --path.sysfs points: the container figures fail, cAdvisor's flag says so.
+    let empty = tempfile::tempdir().unwrap();
+    let failing = Exporter::start(&[
+        &format!("--path.sysfs={}", empty.path().display()),
+        "--collector.disable-defaults",
+        "--collector.cgroup",
+    ]);
+    let s = parse_exposition(&failing.metrics());
+    assert_eq!(collector_success(&s, "cgroup"), Some(0.0));
+    assert_eq!(value(&s, "container_scrape_error", &[]), Some(1.0));
+    drop(failing);
 
     // v2: the container and pod assembled from real v2 files.
     let (dir, pod, container) = v2_container_tree();

@@ -248,6 +248,16 @@ impl prometheus_client::collector::Collector for ScrapeView {
             let ok = matches!(p.outcome, Outcome::Ok(_));
             f.sample(&[("collector", p.name)][..], if ok { 1.0 } else { 0.0 })?;
         }
+        // cAdvisor's name for the same fact about the container figures.
+        if let Some(p) = self.parts.iter().find(|p| p.name == "cgroup") {
+            let mut f = out.gauge(
+                "container_scrape_error",
+                "1 if there was an error while getting container metrics, 0 otherwise",
+            )?;
+            let failed = matches!(p.outcome, Outcome::Failed);
+            let no_labels: &[(&str, &str)] = &[];
+            f.sample(no_labels, if failed { 1.0 } else { 0.0 })?;
+        }
         if !self.sources.is_empty() {
             let mut f = out.gauge(
                 "stevedore_source_up",
