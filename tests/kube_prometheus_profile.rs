@@ -105,6 +105,65 @@ fn config(target: &str, node: &str, ksm: &str) -> String {
     serde_yaml_ng::to_string(&config).unwrap()
 }
 
+/// A network namespace with one veth pair, `eth0` inside (as a pod sandbox has), the other end on the host;
+/// removed on drop.
+struct NetNs {
+    name: String,
+    host_end: String,
+}
+
+impl NetNs {
+    fn make() -> NetNs {
+        let id = std::process::id();
+        let ns = NetNs {
+            name: format!("sdtest-kp-{id}"),
+            host_end: format!("sdkp{}", id % 100000),
+        };
+        let (n, h) = (&ns.name, &ns.host_end);
+        let script = format!(
+            "ip netns add {n} && ip link add {h} type veth peer name {h}p && \
+             ip link set {h}p netns {n} && ip -n {n} link set {h}p name eth0 && \
+             ip addr add 10.231.7.1/24 dev {h} && ip link set {h} up && \
+             ip -n {n} addr add 10.231.7.2/24 dev eth0 && ip -n {n} link set eth0 up && \
+             ip -n {n} link set lo up"
+        );
+        let ok = Command::new("sh").arg("-c").arg(&script).status().unwrap();
+        assert!(ok.success(), "{script}");
+        ns
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_end])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// The whole disk under `dir` (blkio throttle rules, and so v1's per-device counters, need one):
+/// its /dev path and major:minor.
+fn disk_of(dir: &Path) -> (String, String) {
+    let out = |args: &[&str]| {
+        let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let dir = dir.to_str().unwrap();
+    let src = out(&["findmnt", "-n", "-o", "SOURCE", "--target", dir]);
+    let src = src.split('[').next().unwrap_or_default().to_string();
+    let parent = out(&["lsblk", "-n", "-o", "PKNAME", &src]);
+    let disk = if parent.is_empty() {
+        src
+    } else {
+        format!("/dev/{parent}")
+    };
+    let majmin = out(&["lsblk", "-d", "-n", "-o", "MAJ:MIN", &disk]);
+    (disk, majmin)
+}
+
 fn cgroup_file(ctrl: &str, id: &str, file: &str) -> std::path::PathBuf {
     Path::new("/sys/fs/cgroup")
         .join(ctrl)
@@ -153,13 +212,31 @@ fn kubernetes_mixin_rules_read_the_drop_in_profile() {
         .find(|r| r.labels["container"] == "kube-state-metrics")
         .unwrap();
     let id = target.labels["id"].clone();
-    let worker = Command::new("sh")
-        .arg("-c")
-        .arg("sleep 1; x=$(head -c 32000000 /dev/zero | tr '\\0' a); while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.2; done")
+    // It runs in a network namespace of its own, as a pod does, with traffic to the host end, and writes
+    // to the disk directly (no page cache), so the dashboards' network and storage panels have data.
+    let netns = NetNs::make();
+    let scratch = tempfile::tempdir_in("/var/tmp").unwrap();
+    let (disk, majmin) = disk_of(scratch.path());
+    let file = scratch.path().join("direct");
+    let worker = Command::new("ip")
+        .args(["netns", "exec", &netns.name, "sh", "-c"])
+        .arg(format!(
+            "sleep 1; x=$(head -c 32000000 /dev/zero | tr '\\0' a); while :; do i=0; \
+             while [ $i -lt 3000 ]; do i=$((i+1)); done; \
+             /bin/busybox ping -c 1 -W 1 10.231.7.1 >/dev/null 2>&1; \
+             dd if=/dev/zero of={} bs=64k count=4 oflag=direct 2>/dev/null; sleep 0.2; done",
+            file.display()
+        ))
         .spawn()
         .unwrap();
     let worker = Killed(worker);
-    // Its limits, as the kubelet would set them: half a core, 256 MiB.
+    // Its limits, as the kubelet would set them: half a core, 256 MiB; and a write rule on the disk
+    // (far above what it writes), without which v1 keeps no per-device counters for the cgroup.
+    std::fs::write(
+        cgroup_file("blkio", &id, "blkio.throttle.write_bps_device"),
+        format!("{majmin} 1073741824"),
+    )
+    .unwrap();
     std::fs::write(cgroup_file("cpu", &id, "cpu.cfs_quota_us"), "50000").unwrap();
     std::fs::write(
         cgroup_file("memory", &id, "memory.limit_in_bytes"),
@@ -308,6 +385,69 @@ fn kubernetes_mixin_rules_read_the_drop_in_profile() {
     }
     assert_eq!(ran, 28);
     assert!(empty.is_empty(), "{empty:#?}");
+
+    // kubernetes-mixin's "Kubernetes / Compute Resources" dashboards (pod, workload, namespace, node,
+    // cluster; as kube-prometheus-stack ships them) read, besides the recording rules above, these
+    // container_* selectors directly. Each, in the form the dashboards use, finds the worker's pod.
+    let pod_sel = format!(
+        "job=\"kubelet\", metrics_path=\"/metrics/cadvisor\", namespace=\"{}\", pod=\"{pod}\"",
+        target.labels["namespace"]
+    );
+    let devices = "(/dev/)?(mmcblk.p.+|nvme.+|rbd.+|sd.+|vd.+|xvd.+|dm-.+|md.+|dasd.+)";
+    let rate = |m: &str, extra: &str, by: &str| {
+        format!("sum by ({by}) (rate({m}{{{pod_sel}{extra}}}[10s]))")
+    };
+    let mut checks = vec![
+        format!(
+            "sum by (container) (increase(container_cpu_cfs_throttled_periods_total{{{pod_sel}, container!=\"\"}}[10s])) \
+             / sum by (container) (increase(container_cpu_cfs_periods_total{{{pod_sel}, container!=\"\"}}[10s]))"
+        ),
+        format!(
+            "sum by (container) (container_memory_working_set_bytes{{{pod_sel}, container!=\"\", image!=\"\"}})"
+        ),
+    ];
+    for m in ["rss", "cache", "swap"] {
+        checks.push(format!(
+            "sum by (container) (container_memory_{m}{{{pod_sel}, container!=\"\", container!=\"POD\"}})"
+        ));
+    }
+    for m in ["receive", "transmit"] {
+        for what in ["bytes", "packets", "packets_dropped"] {
+            checks.push(rate(
+                &format!("container_network_{m}_{what}_total"),
+                "",
+                "pod",
+            ));
+        }
+    }
+    for m in ["reads", "writes"] {
+        for what in ["total", "bytes_total"] {
+            let extra = format!(", device=~\"{devices}\", container!=\"\"");
+            checks.push(rate(
+                &format!("container_fs_{m}_{what}"),
+                &extra,
+                "container",
+            ));
+        }
+    }
+    for q in &checks {
+        let r = wait_for(&p, q, "a Compute Resources selector");
+        assert!(!r.is_empty(), "{q}");
+    }
+    // Values: traffic and direct writes are seen, on the pod's eth0 and on the disk's device.
+    let sent = wait_for(
+        &p,
+        &format!("container_network_transmit_packets_total{{{pod_sel}, interface=\"eth0\"}}"),
+        "the pod's eth0",
+    );
+    assert!(sent[0].1 > 0.0, "{sent:?}");
+    let written = wait_for(
+        &p,
+        &format!("container_fs_writes_bytes_total{{{pod_sel}, device=\"{disk}\"}}"),
+        "the pod's direct writes",
+    );
+    assert!(written[0].1 >= 262144.0, "{written:?}");
     drop(worker);
+    drop(netns);
     drop(dirs);
 }
