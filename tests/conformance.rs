@@ -14,10 +14,6 @@ use common::*;
 /// Recorded families not served, and why.
 const LEFT_OUT: &[(&str, &str)] = &[
     (
-        "container_blkio_device_usage_total",
-        "not yet: bytes per device and operation from v1 blkio.io_service_bytes / v2 io.stat",
-    ),
-    (
         "container_cpu_load_average_10s",
         "cAdvisor derives it from netlink taskstats (CAP_NET_ADMIN) and serves 0 without them; \
          no truthful source is read here",

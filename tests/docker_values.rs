@@ -241,6 +241,37 @@ fn direct_writes_show_in_fs_writes_bytes() {
         .map(|x| x.value)
         .sum();
     assert!(ops >= 20.0, "{ops} write operations");
+    // cAdvisor's per-operation family: the cgroup's own Write line for the device, with its numbers.
+    let file =
+        std::fs::read_to_string(c.v1_file("blkio", "blkio.throttle.io_service_bytes")).unwrap();
+    let majmin = std::fs::read_to_string(format!(
+        "/sys/class/block/{}/dev",
+        disk.trim_start_matches("/dev/")
+    ))
+    .unwrap();
+    let (major, minor) = majmin.trim().split_once(':').unwrap();
+    let in_file: f64 = (file.lines())
+        .find_map(|l| l.strip_prefix(&format!("{major}:{minor} Write ")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let s = parse_exposition(&e.metrics());
+    let usage = named(&s, "container_blkio_device_usage_total", &c.name);
+    let write = usage
+        .iter()
+        .find(|x| x.labels["operation"] == "Write")
+        .unwrap();
+    assert_eq!(
+        (
+            write.labels["device"].as_str(),
+            write.labels["major"].as_str(),
+            write.labels["minor"].as_str()
+        ),
+        (device.as_str(), major, minor)
+    );
+    assert_eq!(write.value, in_file);
+    assert!(usage.iter().any(|x| x.labels["operation"] == "Read"));
     assert_eq!(promtool_problems(&e.metrics()), Vec::<String>::new());
 }
 

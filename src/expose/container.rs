@@ -92,6 +92,19 @@ fn per_device(e: &ContainerEntry, emit: &mut Emit<'_>, get: fn(&BlkioDevice) -> 
     }
 }
 
+/// cAdvisor's bytes per device and operation: the same figures as `container_fs_{reads,writes}_bytes`,
+/// labelled with the device's numbers.
+fn blkio_usage(e: &ContainerEntry, emit: &mut Emit<'_>) {
+    for d in &e.stats.blkio {
+        let (major, minor) = (d.major.to_string(), d.minor.to_string());
+        for (op, v) in [("Read", d.read_bytes), ("Write", d.write_bytes)] {
+            if let Some(v) = v {
+                emit(&[&d.device, &major, &minor, op], v);
+            }
+        }
+    }
+}
+
 fn per_interface(e: &ContainerEntry, emit: &mut Emit<'_>, get: fn(&Interface) -> f64) {
     for i in &e.network {
         emit(&[&i.name], get(i));
@@ -320,6 +333,14 @@ pub(crate) const FAMILIES: &[Row] = &[
             Many(|e, emit| per_device(e, emit, |d| d.writes)),
         ),
         &["device"],
+    ),
+    with(
+        counter(
+            "container_blkio_device_usage",
+            "Blkio Device bytes usage",
+            Many(blkio_usage),
+        ),
+        &["device", "major", "minor", "operation"],
     ),
     with(
         counter(
