@@ -207,6 +207,14 @@ pub(crate) struct Flags {
     )]
     pub cgroup_keep_open: bool,
 
+    /// Count each container's tasks by state (container_tasks_state) from /proc/<pid>/task/<tid>/stat:
+    /// one read per thread per scrape, so off by default.
+    #[arg(
+        long = "collector.cgroup.tasks-state",
+        env = "STEVEDORE_COLLECTOR_CGROUP_TASKS_STATE"
+    )]
+    pub cgroup_tasks_state: bool,
+
     /// Docker daemon address (unix:///var/run/docker.sock, tcp://host:2375). Unset: DOCKER_HOST, else the
     /// local socket.
     #[arg(long = "docker.host", env = "STEVEDORE_DOCKER_HOST")]

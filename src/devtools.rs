@@ -94,6 +94,7 @@ fn entry(i: usize) -> ContainerEntry {
             file_descriptors: 3.0,
             sockets: 0.0,
             max_open_files: Some(1024.0),
+            tasks: None,
         }),
         network: vec![Interface {
             name: "eth0".into(),

@@ -345,3 +345,37 @@ fn memory_limit_kill_counts_an_oom_event() {
     assert_eq!(one(&s, "container_oom_events_total", &c.name), Some(file));
     assert!(one(&s, "container_memory_failcnt", &c.name).unwrap() > 0.0);
 }
+
+#[test]
+fn tasks_by_state_with_the_flag() {
+    // A busy loop (running), a sleep (sleeping) and a stopped process, counted per thread.
+    let c = Container::run(
+        "tasks",
+        &[],
+        "sleep 1000 & sleep 1000 & kill -STOP $!; while :; do :; done",
+    );
+    let e = docker_exporter(&["--collector.cgroup.tasks-state"]);
+    let state = |s: &[Sample], st: &str| {
+        value(
+            s,
+            "container_tasks_state",
+            &[("name", &c.name), ("state", st)],
+        )
+    };
+    let s = scrape_until(&e, 30, "the stopped sleep counted", |s| {
+        state(s, "stopped") == Some(1.0)
+    });
+    // The kernel's own list of the cgroup's threads.
+    let threads = std::fs::read_to_string(c.v1_file("pids", "tasks")).unwrap();
+    let counted: f64 = ["running", "sleeping", "stopped", "uninterruptible"]
+        .iter()
+        .map(|st| state(&s, st).unwrap())
+        .sum();
+    assert_eq!(counted, threads.lines().count() as f64);
+    assert_eq!(state(&s, "sleeping"), Some(1.0));
+    assert!(state(&s, "running").unwrap() >= 1.0);
+    // Off by default: one read per thread per scrape.
+    let plain = docker_exporter(&[]);
+    let s = scrape_until(&plain, 30, "the container", known(&c));
+    assert_eq!(state(&s, "running"), None);
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{Built, Context, Decl, Paths, netdev, read};
 use crate::parse::num;
 use crate::cgroup::{self, Files, Found, Kind, KeptFiles, Layout, read_into};
-use crate::sample::container::{CgroupStats, Interface, SpecStats};
+use crate::sample::container::{CgroupStats, Interface, SpecStats, TaskStates};
 use crate::expose::Exposable;
 use crate::identity::{self, Identity, LabelAllowlist};
 use crate::scrape::{CollectError, Collector};
@@ -39,6 +39,7 @@ fn build(cx: &Context<'_>) -> Result<Built, String> {
             cx.pod_columns(),
         )
         .keep_open(f.cgroup_keep_open)
+        .tasks_state(f.cgroup_tasks_state)
         .only_pod(f.pod_uid.clone().filter(|u| !u.is_empty())),
     )))
 }
@@ -81,6 +82,8 @@ pub(crate) struct CgroupCollector {
     state: Mutex<HashMap<String, CgroupState>>,
     /// `--collector.cgroup.keep-open`: keep each cgroup's files open between scrapes.
     keep_open: bool,
+    /// `--collector.cgroup.tasks-state`: count the containers' threads by state.
+    tasks_state: bool,
 }
 
 /// What the collector keeps of one cgroup between scrapes. It travels with its cgroup to the worker that
@@ -125,7 +128,14 @@ impl CgroupCollector {
             threads,
             state: Mutex::new(HashMap::new()),
             keep_open: false,
+            tasks_state: false,
         }
+    }
+
+    /// Counts each container's threads by state (`--collector.cgroup.tasks-state`).
+    pub(crate) fn tasks_state(mut self, on: bool) -> Self {
+        self.tasks_state = on;
+        self
     }
 
     /// Keeps each cgroup's files open between scrapes (`--collector.cgroup.keep-open`).
@@ -174,7 +184,7 @@ fn device_names(paths: &Paths) -> HashMap<(u32, u32), String> {
 
 /// Processes, fds and sockets of a set of pids, and the first one's open-files limit. A pid that exits
 /// meanwhile is simply not counted.
-fn proc_stats(paths: &Paths, pids: &[u32], buf: &mut Vec<u8>) -> ProcStats {
+fn proc_stats(paths: &Paths, pids: &[u32], tasks: bool, buf: &mut Vec<u8>) -> ProcStats {
     let mut s = ProcStats {
         processes: pids.len() as f64,
         max_open_files: (pids.first())
@@ -188,7 +198,34 @@ fn proc_stats(paths: &Paths, pids: &[u32], buf: &mut Vec<u8>) -> ProcStats {
             s.sockets += sockets;
         }
     }
+    if tasks {
+        let mut counts = TaskStates::default();
+        for pid in pids {
+            count_task_states(paths, *pid, &mut counts, buf);
+        }
+        s.tasks = Some(counts);
+    }
     s
+}
+
+/// Adds the states of one process's threads (`/proc/<pid>/task/<tid>/stat`, the letter after the
+/// command) to `counts`. A thread or process that exits meanwhile is not counted.
+fn count_task_states(paths: &Paths, pid: u32, counts: &mut TaskStates, buf: &mut Vec<u8>) {
+    let Ok(dir) = std::fs::read_dir(paths.proc(&format!("{pid}/task"))) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let stat = entry.path().join("stat");
+        if let Some(state) = read_into(&stat, buf).and_then(stat_state) {
+            counts.add(state);
+        }
+    }
+}
+
+/// Field 3 (state) of a /proc/<pid>/stat line: the first letter after the command's last `)`.
+pub(crate) fn stat_state(text: &str) -> Option<char> {
+    let after = text.get(text.rfind(')')? + 1..)?;
+    after.split_whitespace().next()?.chars().next()
 }
 
 /// Open file descriptors and, among them, sockets, of one process: its `/proc/<pid>/fd` folder is read
@@ -499,6 +536,7 @@ impl CgroupCollector {
         // long share; the results are put back in discovery order.
         let queue = Mutex::new(jobs.into_iter().enumerate());
         let paths = &self.paths;
+        let tasks_state = self.tasks_state;
         let read_one = move |(f, mut state): (Found, CgroupState), buf: &mut Vec<u8>| -> Raw {
             let is_root = f.kind == Kind::Root;
             let cached = state
@@ -528,7 +566,7 @@ impl CgroupCollector {
                 None => state.first_proc = None,
             }
             let procs =
-                (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids, buf));
+                (!is_root && !matches!(f.kind, Kind::Pod { .. })).then(|| proc_stats(paths, &pids, tasks_state, buf));
             Raw {
                 found: f,
                 first_proc: state.first_proc,
@@ -707,6 +745,22 @@ impl Collector for CgroupCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_states() {
+        assert_eq!(stat_state("42 (a) b) R 1 2"), Some('R'));
+        assert_eq!(stat_state("42 (sleep) S 1"), Some('S'));
+        assert_eq!(stat_state("42 (x)"), None);
+        assert_eq!(stat_state(")"), None);
+        let mut t = TaskStates::default();
+        for c in ['R', 'S', 'S', 'D', 'T', 't', 'I', 'Z', 'X'] {
+            t.add(c);
+        }
+        assert_eq!(
+            (t.running, t.sleeping, t.uninterruptible, t.stopped),
+            (1.0, 2.0, 1.0, 2.0)
+        );
+    }
 
     #[test]
     fn soft_open_files_limit() {

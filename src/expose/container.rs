@@ -413,6 +413,21 @@ pub(crate) const FAMILIES: &[Row] = &[
     ),
     with(
         gauge(
+            "container_tasks_state",
+            "Number of tasks in given state",
+            Many(|e, emit| {
+                if let Some(t) = e.procs.as_ref().and_then(|p| p.tasks) {
+                    emit(&["running"], t.running);
+                    emit(&["sleeping"], t.sleeping);
+                    emit(&["stopped"], t.stopped);
+                    emit(&["uninterruptible"], t.uninterruptible);
+                }
+            }),
+        ),
+        &["state"],
+    ),
+    with(
+        gauge(
             "container_ulimits_soft",
             "Soft ulimit values for the container root process. Unlimited if -1, except priority and nice",
             Many(|e, emit| {

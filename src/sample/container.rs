@@ -177,6 +177,32 @@ pub(crate) struct ProcStats {
     pub sockets: f64,
     /// The soft open-files limit of the first process (`/proc/<pid>/limits`), -1 for unlimited.
     pub max_open_files: Option<f64>,
+    /// Threads by state, with `--collector.cgroup.tasks-state`.
+    pub tasks: Option<TaskStates>,
+}
+
+/// A container's threads by state, as the kernel's cgroupstats counts them (cAdvisor's
+/// `container_tasks_state`). Its fifth state, iowaiting, is not visible in /proc and is left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct TaskStates {
+    pub running: f64,
+    pub sleeping: f64,
+    pub stopped: f64,
+    pub uninterruptible: f64,
+}
+
+impl TaskStates {
+    /// Counts one thread by the state letter of its stat line: R running; S sleeping; D uninterruptible;
+    /// T and t stopped; idle kernel waits, zombies and dead ones not at all (as cgroupstats).
+    pub(crate) fn add(&mut self, state: char) {
+        match state {
+            'R' => self.running += 1.0,
+            'S' => self.sleeping += 1.0,
+            'D' => self.uninterruptible += 1.0,
+            'T' | 't' => self.stopped += 1.0,
+            _ => {}
+        }
+    }
 }
 
 /// What a reported cgroup is, for the families that exist at one level only (`pod_*`, `node_*`).
