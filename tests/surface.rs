@@ -89,8 +89,11 @@ fn public_surface_matches_the_golden_file() {
         &format!("--path.procfs={}", proc.display()),
         &format!("--path.sysfs={}", sys.display()),
     ]);
-    until(&e, "kubelet", "the recorded summary", |s| {
+    // Both sources must have answered: the kubelet's summary, and the pod list (the kubernetes
+    // collector's families; under load the watch can sync after the first summary).
+    scrape_until(&e, 30, "the recorded summary and pods", |s| {
         collector_success(s, "kubelet") == Some(1.0)
+            && s.iter().any(|x| x.name == "stevedore_container_state")
     });
     families(&e.metrics(), &mut all);
 
