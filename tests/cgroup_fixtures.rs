@@ -33,6 +33,14 @@ fn binary_on_the_v1_and_v2_trees() {
         Some(file_num(&d.join("cpuacct.usage")) / 1e9)
     );
     let m = v1_tree().join("memory/docker").join(V1_ID);
+    // v1's hierarchy figures for the newer memory families: writeback is recorded, dirty is not (this
+    // kernel's memory.stat had no such line), so it is left out rather than written as 0.
+    assert_eq!(
+        value(&s, "container_memory_file_writeback_bytes", &[("id", &id)]),
+        keyed(&m.join("memory.stat"), "total_writeback")
+    );
+    assert!(value(&s, "container_memory_file_dirty_bytes", &[("id", &id)]).is_none());
+    assert!(value(&s, "container_memory_pgscan_total", &[("id", &id)]).is_none());
     assert_eq!(
         value(&s, "container_memory_usage_bytes", &[("id", &id)]),
         Some(file_num(&m.join("memory.usage_in_bytes")))
@@ -117,6 +125,75 @@ fn binary_on_the_v1_and_v2_trees() {
         );
         // failcnt does not exist on v2: omitted.
         assert!(value(&s, "container_memory_failcnt", &[("id", id)]).is_none());
+        // The newer families, each against its line in the recorded files.
+        let stat = src.join("memory.stat");
+        for (family, file, key, scale) in [
+            (
+                "container_cpu_cfs_burst_periods_total",
+                "cpu.stat",
+                "nr_bursts",
+                1.0,
+            ),
+            (
+                "container_cpu_cfs_burst_seconds_total",
+                "cpu.stat",
+                "burst_usec",
+                1e-6,
+            ),
+            (
+                "container_memory_events_high_total",
+                "memory.events",
+                "high",
+                1.0,
+            ),
+            (
+                "container_memory_events_max_total",
+                "memory.events",
+                "max",
+                1.0,
+            ),
+            (
+                "container_memory_file_dirty_bytes",
+                "memory.stat",
+                "file_dirty",
+                1.0,
+            ),
+            (
+                "container_memory_file_writeback_bytes",
+                "memory.stat",
+                "file_writeback",
+                1.0,
+            ),
+            (
+                "container_memory_pgscan_total",
+                "memory.stat",
+                "pgscan",
+                1.0,
+            ),
+            (
+                "container_memory_pgsteal_total",
+                "memory.stat",
+                "pgsteal",
+                1.0,
+            ),
+            (
+                "container_memory_workingset_refault_file_total",
+                "memory.stat",
+                "workingset_refault_file",
+                1.0,
+            ),
+            (
+                "container_memory_workingset_refault_anon_total",
+                "memory.stat",
+                "workingset_refault_anon",
+                1.0,
+            ),
+        ] {
+            let want = keyed(&src.join(file), key).map(|v| v * scale);
+            assert!(want.is_some(), "{key} in {file}");
+            assert_eq!(value(&s, family, &[("id", id)]), want, "{family}");
+        }
+        assert!(keyed(&stat, "file_dirty").unwrap() > 0.0);
     }
 }
 

@@ -87,6 +87,8 @@ fn read_cpu(cpuacct: &Path, cpu: Option<&Path>, files: &mut Files) -> Option<Cpu
         c.periods = get(text, "nr_periods");
         c.throttled_periods = get(text, "nr_throttled");
         c.throttled_seconds = get(text, "throttled_time").map(|ns| ns / 1e9);
+        c.bursts = get(text, "nr_bursts");
+        c.burst_seconds = get(text, "burst_time").map(|ns| ns / 1e9);
     }
     Some(c)
 }

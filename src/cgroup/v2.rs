@@ -82,6 +82,8 @@ pub(crate) fn parse_cpu_stat(text: &str) -> CpuStats {
         periods: get(text, "nr_periods"),
         throttled_periods: get(text, "nr_throttled"),
         throttled_seconds: us("throttled_usec"),
+        bursts: get(text, "nr_bursts"),
+        burst_seconds: us("burst_usec"),
     }
 }
 
@@ -133,9 +135,11 @@ fn read_memory(dir: &Path, is_root: bool, files: &mut Files) -> Option<MemorySta
     };
     m.swap = files.num(dir, "memory.swap.current");
     m.max_usage = files.num(dir, "memory.peak");
-    m.oom_kills = files
-        .text(dir, "memory.events")
-        .and_then(|t| get(t, "oom_kill"));
+    if let Some(events) = files.text(dir, "memory.events") {
+        m.oom_kills = get(events, "oom_kill");
+        m.events_high = get(events, "high");
+        m.events_max = get(events, "max");
+    }
     Some(m)
 }
 

@@ -164,6 +164,16 @@ pub(crate) const FAMILIES: &[Row] = &[
         "Total time duration the container has been throttled.",
         One(|e| cpu(e)?.throttled_seconds),
     ),
+    counter(
+        "container_cpu_cfs_burst_periods",
+        "Number of periods when burst occurs.",
+        One(|e| cpu(e)?.bursts),
+    ),
+    counter(
+        "container_cpu_cfs_burst_seconds",
+        "Total time duration the container has been bursted.",
+        One(|e| cpu(e)?.burst_seconds),
+    ),
     gauge(
         "container_memory_usage_bytes",
         "Current memory usage in bytes, including all memory regardless of when it was accessed",
@@ -218,6 +228,46 @@ pub(crate) const FAMILIES: &[Row] = &[
         "container_memory_failcnt",
         "Number of memory usage hits limits",
         One(|e| mem(e)?.failcnt),
+    ),
+    counter(
+        "container_memory_events_high",
+        "Number of times the container's memory usage went over memory.high (cgroup v2).",
+        One(|e| mem(e)?.events_high),
+    ),
+    counter(
+        "container_memory_events_max",
+        "Number of times the container's memory usage reached memory.max (cgroup v2).",
+        One(|e| mem(e)?.events_max),
+    ),
+    gauge(
+        "container_memory_file_dirty_bytes",
+        "Size of file-backed memory waiting to be written back to disk in bytes.",
+        One(|e| mem(e)?.stat(const { stat_index("file_dirty") })),
+    ),
+    gauge(
+        "container_memory_file_writeback_bytes",
+        "Size of file-backed memory being written back to disk in bytes.",
+        One(|e| mem(e)?.stat(const { stat_index("file_writeback") })),
+    ),
+    counter(
+        "container_memory_pgscan",
+        "Number of pages scanned by memory reclaim (cgroup v2).",
+        One(|e| mem(e)?.stat(const { stat_index("pgscan") })),
+    ),
+    counter(
+        "container_memory_pgsteal",
+        "Number of pages reclaimed (cgroup v2).",
+        One(|e| mem(e)?.stat(const { stat_index("pgsteal") })),
+    ),
+    counter(
+        "container_memory_workingset_refault_file",
+        "Number of refaults of previously evicted file pages (cgroup v2).",
+        One(|e| mem(e)?.stat(const { stat_index("workingset_refault_file") })),
+    ),
+    counter(
+        "container_memory_workingset_refault_anon",
+        "Number of refaults of previously evicted anonymous pages (cgroup v2).",
+        One(|e| mem(e)?.stat(const { stat_index("workingset_refault_anon") })),
     ),
     counter(
         "container_oom_events",

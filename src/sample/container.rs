@@ -12,6 +12,10 @@ pub(crate) struct CpuStats {
     pub periods: Option<f64>,
     pub throttled_periods: Option<f64>,
     pub throttled_seconds: Option<f64>,
+    /// CPU burst (`cpu.cfs_burst_us` / `cpu.max.burst`): periods in which the quota was exceeded with
+    /// burst credit, and the time so spent (cpu.stat `nr_bursts`, `burst_usec`; v1 `burst_time` in ns).
+    pub bursts: Option<f64>,
+    pub burst_seconds: Option<f64>,
 }
 
 /// The memory.stat figures kept, by their cgroup v2 key, each with the key v1 gives the same figure
@@ -26,6 +30,12 @@ pub(crate) const MEMORY_STAT: &[(&str, &str)] = &[
     ("pgfault", "pgfault"),
     ("pgmajfault", "pgmajfault"),
     ("kernel", ""),
+    ("file_dirty", "dirty"),
+    ("file_writeback", "writeback"),
+    ("pgscan", ""),
+    ("pgsteal", ""),
+    ("workingset_refault_file", ""),
+    ("workingset_refault_anon", ""),
 ];
 
 /// The position of a v2 key in [`MEMORY_STAT`]; a key that is not listed fails the build when used in
@@ -64,6 +74,9 @@ pub(crate) struct MemoryStats {
     pub max_usage: Option<f64>,
     pub failcnt: Option<f64>,
     pub oom_kills: Option<f64>,
+    /// v2 memory.events: times usage went over memory.high (and was throttled) and reached memory.max.
+    pub events_high: Option<f64>,
+    pub events_max: Option<f64>,
     /// memory.stat figures of the cgroup and its descendants (v1's `total_*`), by [`MEMORY_STAT`] position.
     pub stat: [Option<f64>; MEMORY_STAT.len()],
     /// pgfault and pgmajfault of the cgroup alone (v1 without `total_`; on v2 the same as in `stat`).
