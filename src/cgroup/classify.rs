@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | Docker | `/docker/<id>` | `/system.slice/docker-<id>.scope` |
 //! | containerd (CRI) | `/kubepods/<qos>/pod<uid>/<id>` | `.../kubepods-<qos>-pod<uid_>.slice/cri-containerd-<id>.scope` |
+//! | nerdctl | (`/<namespace>/<id>`: not told apart from other cgroups by its path) | `/system.slice/nerdctl-<id>.scope` |
 //! | CRI-O | `/kubepods/<qos>/pod<uid>/<id>` | `.../crio-<id>.scope` |
 //! | Podman | `/libpod_parent/libpod-<id>`, in a pod `/libpod_parent/<pod id>/libpod-<id>`; conmon in `conmon` beside them | `/machine.slice/libpod-<id>.scope`, in a pod `machine-libpod_pod_<pod id>.slice/libpod-<id>.scope`; conmon in `libpod-conmon-<id>.scope` |
 //! | pods | `/kubepods/<qos>/pod<uid>`, `/kubepods/pod<uid>` (guaranteed) | `kubepods-<qos>-pod<uid_>.slice`, `kubepods-pod<uid_>.slice` |
@@ -101,7 +102,7 @@ fn container_of(component: &str) -> Option<(Runtime, String)> {
     if let Some(id) = scoped("docker-") {
         return Some((Runtime::Docker, id));
     }
-    if let Some(id) = scoped("cri-containerd-") {
+    if let Some(id) = scoped("cri-containerd-").or_else(|| scoped("nerdctl-")) {
         return Some((Runtime::Containerd, id));
     }
     if let Some(id) = scoped("crio-") {
@@ -293,6 +294,14 @@ mod tests {
         assert_eq!(
             classify("/kubepods.slice/kubepods-burstable.slice"),
             Kind::System
+        );
+    }
+
+    #[test]
+    fn nerdctl_systemd_scope() {
+        assert_eq!(
+            classify(&format!("/system.slice/nerdctl-{ID}.scope")),
+            container(Runtime::Containerd, None)
         );
     }
 
