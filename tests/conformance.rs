@@ -23,10 +23,6 @@ const LEFT_OUT: &[(&str, &str)] = &[
         "container_cpu_load_d_average_10s",
         "as container_cpu_load_average_10s",
     ),
-    ("container_fs_inodes_free", "not yet: writable-layer usage"),
-    ("container_fs_inodes_total", "not yet: writable-layer usage"),
-    ("container_fs_limit_bytes", "not yet: writable-layer usage"),
-    ("container_fs_usage_bytes", "not yet: writable-layer usage"),
     (
         "container_fs_io_current",
         "not yet: block-I/O detail (diskstats for id=\"/\")",

@@ -372,3 +372,58 @@ fn a_broken_file_fails_only_its_collector_and_is_logged_once() {
         1
     );
 }
+
+/// The root cgroup's filesystem families (cAdvisor's `container_fs_*{id="/"}`), against statvfs as
+/// `stat -f` reads it: the root filesystem's device, its size and inodes exactly, its usage closely.
+#[test]
+fn root_filesystem_families_agree_with_statvfs() {
+    let e = Exporter::start(&["--collector.disable-defaults", "--collector.filesystem"]);
+    let s = parse_exposition(&e.metrics());
+    let out = |cmd: &str, args: &[&str]| {
+        let o = Command::new(cmd).args(args).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let device = out("findmnt", &["-n", "-o", "SOURCE", "/"]);
+    let device = device.split('[').next().unwrap().to_string();
+    assert!(device.starts_with("/dev/"), "{device}");
+    let f: Vec<f64> = out("stat", &["-f", "-c", "%b %f %S %c %d", "/"])
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let (blocks, free, frsize, inodes, inodes_free) = (f[0], f[1], f[2], f[3], f[4]);
+    let get = |name: &str| value(&s, name, &[("id", "/"), ("device", &device)]);
+    assert_eq!(get("container_fs_limit_bytes"), Some(blocks * frsize));
+    assert_eq!(get("container_fs_inodes_total"), Some(inodes));
+    let used = get("container_fs_usage_bytes").unwrap();
+    assert!(
+        (used - (blocks - free) * frsize).abs() <= 0.01 * blocks * frsize,
+        "usage {used} vs {}",
+        (blocks - free) * frsize
+    );
+    let ifree = get("container_fs_inodes_free").unwrap();
+    assert!(
+        (ifree - inodes_free).abs() <= 0.01 * inodes,
+        "{ifree} vs {inodes_free}"
+    );
+    // Mounts not backed by a /dev device (tmpfs) are labelled by their mount point, as cAdvisor labels
+    // them, with node_filesystem's figures; the same mounts as the filesystem collector reports.
+    let mut others = 0;
+    for n in s.iter().filter(|x| x.name == "node_filesystem_size_bytes") {
+        let (dev, mp) = (&n.labels["device"], &n.labels["mountpoint"]);
+        if !dev.starts_with("/dev/") {
+            others += 1;
+            let limit = value(
+                &s,
+                "container_fs_limit_bytes",
+                &[("id", "/"), ("device", mp)],
+            );
+            assert_eq!(limit, Some(n.value), "{mp}");
+        }
+    }
+    println!("{others} mounts labelled by their mount point");
+    let devices: Vec<&str> = (s.iter().filter(|x| x.name == "container_fs_usage_bytes"))
+        .map(|x| x.labels["device"].as_str())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = devices.iter().collect();
+    assert_eq!(unique.len(), devices.len(), "{devices:?}");
+}

@@ -117,6 +117,62 @@ impl Exposable for FilesystemSample {
         for fs in &self.filesystems {
             f.sample(&labels(fs)[..], if fs.usage.is_none() { 1.0 } else { 0.0 })?;
         }
+        self.expose_root(out)
+    }
+}
+
+impl FilesystemSample {
+    /// cAdvisor's filesystem figures of the root cgroup (`id="/"`), one series per filesystem, labelled
+    /// as cAdvisor labels them: the device for block-backed mounts, the mount point for the others
+    /// (tmpfs). A device mounted at several places is reported once, at its first mount.
+    fn expose_root(&self, out: &mut Out<'_, '_>) -> fmt::Result {
+        type Get = fn(&crate::sample::node::FsUsage) -> f64;
+        let families: [(&str, &str, Get); 4] = [
+            (
+                "container_fs_limit_bytes",
+                "Number of bytes that can be consumed by the container on this filesystem.",
+                |u| u.size,
+            ),
+            (
+                "container_fs_usage_bytes",
+                "Number of bytes that are consumed by the container on this filesystem.",
+                |u| u.size - u.free,
+            ),
+            ("container_fs_inodes_total", "Number of Inodes", |u| u.files),
+            (
+                "container_fs_inodes_free",
+                "Number of available Inodes",
+                |u| u.files_free,
+            ),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        let devices: Vec<(&str, &crate::sample::node::FsUsage)> = (self.filesystems.iter())
+            .filter_map(|fs| {
+                let m = &fs.mount;
+                let device = if m.device.starts_with("/dev/") {
+                    m.device.as_str()
+                } else {
+                    m.mountpoint.as_str()
+                };
+                Some((device, fs.usage.as_ref()?))
+            })
+            .filter(|(device, _)| seen.insert(*device))
+            .collect();
+        for (name, help, get) in families {
+            let mut f = out.gauge(name, help)?;
+            for (device, u) in &devices {
+                let labels = [
+                    ("container", ""),
+                    ("device", *device),
+                    ("id", "/"),
+                    ("image", ""),
+                    ("name", ""),
+                    ("namespace", ""),
+                    ("pod", ""),
+                ];
+                f.sample(&labels[..], get(u))?;
+            }
+        }
         Ok(())
     }
 }
