@@ -23,42 +23,6 @@ const LEFT_OUT: &[(&str, &str)] = &[
         "container_cpu_load_d_average_10s",
         "as container_cpu_load_average_10s",
     ),
-    (
-        "container_fs_io_current",
-        "not yet: block-I/O detail (diskstats for id=\"/\")",
-    ),
-    (
-        "container_fs_io_time_seconds_total",
-        "not yet: block-I/O detail",
-    ),
-    (
-        "container_fs_io_time_weighted_seconds_total",
-        "not yet: block-I/O detail",
-    ),
-    (
-        "container_fs_read_seconds_total",
-        "not yet: block-I/O detail (blkio.io_service_time)",
-    ),
-    (
-        "container_fs_write_seconds_total",
-        "not yet: block-I/O detail (blkio.io_service_time)",
-    ),
-    (
-        "container_fs_reads_merged_total",
-        "not yet: block-I/O detail (blkio.io_merged)",
-    ),
-    (
-        "container_fs_writes_merged_total",
-        "not yet: block-I/O detail (blkio.io_merged)",
-    ),
-    (
-        "container_fs_sector_reads_total",
-        "not yet: block-I/O detail (blkio.sectors)",
-    ),
-    (
-        "container_fs_sector_writes_total",
-        "not yet: block-I/O detail (blkio.sectors)",
-    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

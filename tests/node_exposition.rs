@@ -421,6 +421,56 @@ fn root_filesystem_families_agree_with_statvfs() {
         }
     }
     println!("{others} mounts labelled by their mount point");
+    // The root device's I/O detail from /proc/diskstats, read before and after a scrape: each counter
+    // lies between (times in seconds, the file's milliseconds / 1000).
+    let name = device.trim_start_matches("/dev/").to_string();
+    let line = || -> Vec<f64> {
+        let text = std::fs::read_to_string("/proc/diskstats").unwrap();
+        let l = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(name.as_str()))
+            .unwrap()
+            .to_string();
+        l.split_whitespace()
+            .skip(3)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let before = line();
+    let s2 = parse_exposition(&e.metrics());
+    let after = line();
+    for (family, field, scale) in [
+        ("container_fs_reads_merged_total", 1, 1.0),
+        ("container_fs_sector_reads_total", 2, 1.0),
+        ("container_fs_read_seconds_total", 3, 1e-3),
+        ("container_fs_writes_merged_total", 5, 1.0),
+        ("container_fs_sector_writes_total", 6, 1.0),
+        ("container_fs_write_seconds_total", 7, 1e-3),
+        ("container_fs_io_time_seconds_total", 9, 1e-3),
+        ("container_fs_io_time_weighted_seconds_total", 10, 1e-3),
+    ] {
+        let v = value(&s2, family, &[("id", "/"), ("device", &device)]).unwrap();
+        let (lo, hi) = (before[field] * scale, after[field] * scale);
+        assert!(lo <= v && v <= hi, "{family}: {v} not in {lo}..{hi}");
+    }
+    assert!(
+        value(
+            &s2,
+            "container_fs_io_current",
+            &[("id", "/"), ("device", &device)]
+        )
+        .is_some()
+    );
+    assert!(
+        value(
+            &s2,
+            "container_fs_sector_writes_total",
+            &[("id", "/"), ("device", &device)]
+        )
+        .unwrap()
+            > 0.0
+    );
+
     let devices: Vec<&str> = (s.iter().filter(|x| x.name == "container_fs_usage_bytes"))
         .map(|x| x.labels["device"].as_str())
         .collect();

@@ -203,6 +203,15 @@ impl FilesystemCollector {
         Ok(unique)
     }
 
+    /// /proc/diskstats, for the root cgroup's I/O detail by filesystem (empty where unreadable: the
+    /// diskstats collector reports that file's failures).
+    fn disks(&self) -> Vec<crate::sample::node::DiskStat> {
+        read(&self.paths.proc("diskstats"))
+            .ok()
+            .and_then(|t| super::diskstats::parse(&t).ok())
+            .unwrap_or_default()
+    }
+
     fn lock_stuck(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.stuck.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -281,7 +290,10 @@ impl Collector for FilesystemCollector {
             .zip(results)
             .map(|(mount, usage)| FsStat { mount, usage })
             .collect();
-        Ok(Box::new(FilesystemSample { filesystems }))
+        Ok(Box::new(FilesystemSample {
+            filesystems,
+            disks: self.disks(),
+        }))
     }
 }
 

@@ -121,7 +121,113 @@ impl Exposable for FilesystemSample {
     }
 }
 
+/// cAdvisor's I/O detail of the root cgroup's filesystems, from /proc/diskstats: (name, HELP, whether a
+/// counter, field index, scale). Times are in milliseconds there; cAdvisor divides them by 1e9 (its
+/// values are a million times too small), Stevedore by 1e3.
+const ROOT_IO: [(&str, &str, bool, usize, f64); 9] = [
+    (
+        "container_fs_reads_merged",
+        "Cumulative count of reads merged",
+        true,
+        1,
+        1.0,
+    ),
+    (
+        "container_fs_sector_reads",
+        "Cumulative count of sector reads completed",
+        true,
+        2,
+        1.0,
+    ),
+    (
+        "container_fs_read_seconds",
+        "Cumulative count of seconds spent reading",
+        true,
+        3,
+        1e-3,
+    ),
+    (
+        "container_fs_writes_merged",
+        "Cumulative count of writes merged",
+        true,
+        5,
+        1.0,
+    ),
+    (
+        "container_fs_sector_writes",
+        "Cumulative count of sector writes completed",
+        true,
+        6,
+        1.0,
+    ),
+    (
+        "container_fs_write_seconds",
+        "Cumulative count of seconds spent writing",
+        true,
+        7,
+        1e-3,
+    ),
+    (
+        "container_fs_io_current",
+        "Number of I/Os currently in progress",
+        false,
+        8,
+        1.0,
+    ),
+    (
+        "container_fs_io_time_seconds",
+        "Cumulative count of seconds spent doing I/Os",
+        true,
+        9,
+        1e-3,
+    ),
+    (
+        "container_fs_io_time_weighted_seconds",
+        "Cumulative weighted I/O time in seconds",
+        true,
+        10,
+        1e-3,
+    ),
+];
+
 impl FilesystemSample {
+    /// The diskstats figures of each block-backed filesystem of `devices` (`/dev/<name>`; a device
+    /// reached through a symlink, such as /dev/mapper/*, has no line of that name and is left out).
+    fn expose_root_io(
+        &self,
+        out: &mut Out<'_, '_>,
+        devices: &[(&str, &crate::sample::node::FsUsage)],
+    ) -> fmt::Result {
+        let disks: Vec<(&str, &crate::sample::node::DiskStat)> = (devices.iter())
+            .filter_map(|(device, _)| {
+                let name = device.strip_prefix("/dev/")?;
+                Some((*device, self.disks.iter().find(|d| d.device == name)?))
+            })
+            .collect();
+        for (name, help, is_counter, field, scale) in ROOT_IO {
+            let mut f = if is_counter {
+                out.counter(name, help)?
+            } else {
+                out.gauge(name, help)?
+            };
+            for (device, d) in &disks {
+                let labels = [
+                    ("container", ""),
+                    ("device", *device),
+                    ("id", "/"),
+                    ("image", ""),
+                    ("name", ""),
+                    ("namespace", ""),
+                    ("pod", ""),
+                ];
+                if let Some(v) = d.fields.get(field) {
+                    f.sample(&labels[..], v * scale)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// cAdvisor's filesystem figures of the root cgroup (`id="/"`), one series per filesystem, labelled
     /// as cAdvisor labels them: the device for block-backed mounts, the mount point for the others
     /// (tmpfs). A device mounted at several places is reported once, at its first mount.
@@ -158,6 +264,7 @@ impl FilesystemSample {
             })
             .filter(|(device, _)| seen.insert(*device))
             .collect();
+        self.expose_root_io(out, &devices)?;
         for (name, help, get) in families {
             let mut f = out.gauge(name, help)?;
             for (device, u) in &devices {

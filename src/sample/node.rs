@@ -75,6 +75,8 @@ pub(crate) struct FsStat {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FilesystemSample {
     pub filesystems: Vec<FsStat>,
+    /// /proc/diskstats of the block devices these filesystems are on, by kernel name (`vda1`).
+    pub disks: Vec<DiskStat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
