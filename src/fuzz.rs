@@ -33,6 +33,8 @@ pub fn procfs(data: &[u8]) {
         _ => {
             keep(collector::machine::count_processors(text));
             keep(collector::cgroup::stat_start_ticks(text));
+            keep(collector::cgroup::stat_state(text));
+            keep(collector::cgroup::soft_open_files(text));
         }
     }
 }
