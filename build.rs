@@ -22,6 +22,20 @@ fn main() {
     println!("cargo:rustc-env=STEVEDORE_REVISION={revision}");
     println!("cargo:rustc-env=STEVEDORE_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-env-changed=STEVEDORE_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    println!("cargo:rerun-if-changed=build.rs");
+    // The files that move with the revision, where git keeps them: in a worktree `.git` is a file and
+    // HEAD lives under the common folder's worktrees/. A path that does not exist would make cargo rerun
+    // this script, and rebuild the crate, on every build.
+    let git_dir = output("git", &["rev-parse", "--absolute-git-dir"]);
+    let common = output("git", &["rev-parse", "--git-common-dir"]);
+    let watched = [
+        git_dir.as_ref().map(|d| format!("{d}/HEAD")),
+        common.as_ref().map(|d| format!("{d}/refs/heads")),
+        common.as_ref().map(|d| format!("{d}/packed-refs")),
+    ];
+    for path in watched.into_iter().flatten() {
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }
