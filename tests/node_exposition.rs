@@ -377,7 +377,12 @@ fn a_broken_file_fails_only_its_collector_and_is_logged_once() {
 /// `stat -f` reads it: the root filesystem's device, its size and inodes exactly, its usage closely.
 #[test]
 fn root_filesystem_families_agree_with_statvfs() {
-    let e = Exporter::start(&["--collector.disable-defaults", "--collector.filesystem"]);
+    // min-age 0: the second scrape below must be a new reading, not the first one's run again.
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.filesystem",
+        "--collect.min-age=0",
+    ]);
     let s = parse_exposition(&e.metrics());
     let out = |cmd: &str, args: &[&str]| {
         let o = Command::new(cmd).args(args).output().unwrap();

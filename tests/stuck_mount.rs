@@ -53,8 +53,8 @@ impl Drop for StuckMount {
 
 #[test]
 fn a_stuck_mount_does_not_hang_the_scrape() {
-    let stuck = StuckMount::new();
-    let mp = stuck.mountpoint();
+    let stuck = std::cell::RefCell::new(Some(StuckMount::new()));
+    let mp = stuck.borrow().as_ref().unwrap().mountpoint();
     // A healthy tmpfs mounted after the stuck one, so it queues behind it: it must still be reported.
     let healthy = tempfile::tempdir().unwrap();
     let ok = Command::new("mount")
@@ -77,6 +77,15 @@ fn a_stuck_mount_does_not_hang_the_scrape() {
         "--collector.disable-defaults",
         "--collector.filesystem",
     ]);
+    // If an assertion fails, the mount must go before the exporter: a statvfs thread still waiting on
+    // it keeps the killed exporter from exiting, and the exporter's drop would wait forever.
+    struct ReleaseFirst<'a>(&'a std::cell::RefCell<Option<StuckMount>>);
+    impl Drop for ReleaseFirst<'_> {
+        fn drop(&mut self) {
+            self.0.borrow_mut().take();
+        }
+    }
+    let _release = ReleaseFirst(&stuck);
     // The start-up collection met the stuck mount already; each scrape answers within the mount timeout.
     for round in 0..3 {
         let start = Instant::now();
@@ -124,7 +133,7 @@ fn a_stuck_mount_does_not_hang_the_scrape() {
         .count();
     assert_eq!(warned, 1, "{log:#?}");
     // Once the mount is gone, so is its series.
-    drop(stuck);
+    stuck.borrow_mut().take();
     std::thread::sleep(Duration::from_millis(300));
     let s = parse_exposition(&e.metrics());
     assert!(
