@@ -121,6 +121,20 @@ impl Exposable for FilesystemSample {
     }
 }
 
+/// The label set of a root-cgroup (`id="/"`) series for one filesystem, as the cgroup collector writes
+/// the root's identity.
+fn root_labels(device: &str) -> [(&'static str, &str); 7] {
+    [
+        ("container", ""),
+        ("device", device),
+        ("id", "/"),
+        ("image", ""),
+        ("name", ""),
+        ("namespace", ""),
+        ("pod", ""),
+    ]
+}
+
 /// cAdvisor's I/O detail of the root cgroup's filesystems, from /proc/diskstats: (name, HELP, whether a
 /// counter, field index, scale). Times are in milliseconds there; cAdvisor divides them by 1e9 (its
 /// values are a million times too small), Stevedore by 1e3.
@@ -211,17 +225,8 @@ impl FilesystemSample {
                 out.gauge(name, help)?
             };
             for (device, d) in &disks {
-                let labels = [
-                    ("container", ""),
-                    ("device", *device),
-                    ("id", "/"),
-                    ("image", ""),
-                    ("name", ""),
-                    ("namespace", ""),
-                    ("pod", ""),
-                ];
                 if let Some(v) = d.fields.get(field) {
-                    f.sample(&labels[..], v * scale)?;
+                    f.sample(&root_labels(device)[..], v * scale)?;
                 }
             }
         }
@@ -268,16 +273,7 @@ impl FilesystemSample {
         for (name, help, get) in families {
             let mut f = out.gauge(name, help)?;
             for (device, u) in &devices {
-                let labels = [
-                    ("container", ""),
-                    ("device", *device),
-                    ("id", "/"),
-                    ("image", ""),
-                    ("name", ""),
-                    ("namespace", ""),
-                    ("pod", ""),
-                ];
-                f.sample(&labels[..], get(u))?;
+                f.sample(&root_labels(device)[..], get(u))?;
             }
         }
         Ok(())

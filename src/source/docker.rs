@@ -51,10 +51,11 @@ impl Engine {
 
     /// The cgroup path the engine gives a container, from the cgroup driver and its cgroup parent.
     pub(crate) fn cgroup_path(self, driver: &str, parent: &str, id: &str) -> String {
-        match self {
-            Engine::Docker => cgroup_path(driver, parent, id),
-            Engine::Podman => podman_cgroup_path(driver, parent, id),
-        }
+        let p = match self {
+            Engine::Docker => &DOCKER,
+            Engine::Podman => &PODMAN,
+        };
+        placed(p, driver, parent, id)
     }
 }
 
@@ -135,38 +136,39 @@ fn expand_slice(slice: &str) -> String {
     out
 }
 
-/// The cgroup path Docker gives a container, from the cgroup driver and the container's cgroup parent.
-pub(crate) fn cgroup_path(driver: &str, parent: &str, id: &str) -> String {
-    if driver == "systemd" {
-        let slice = if parent.is_empty() {
-            "system.slice"
-        } else {
-            parent
-        };
-        format!("{}/docker-{id}.scope", expand_slice(slice))
-    } else {
-        let parent = if parent.is_empty() { "/docker" } else { parent };
-        format!("/{}/{id}", parent.trim_matches('/'))
-    }
+/// Where an engine puts its containers: the default systemd slice and scope prefix, the default cgroupfs
+/// parent and folder prefix.
+struct Placement {
+    slice: &'static str,
+    scope: &'static str,
+    parent: &'static str,
+    folder: &'static str,
 }
 
-/// The cgroup path Podman gives a container: `libpod-<id>` under its parent (`/libpod_parent` or a
-/// pod's cgroup with cgroupfs, `machine.slice` or a pod's slice with systemd).
-pub(crate) fn podman_cgroup_path(driver: &str, parent: &str, id: &str) -> String {
+const DOCKER: Placement = Placement {
+    slice: "system.slice",
+    scope: "docker-",
+    parent: "/docker",
+    folder: "",
+};
+
+/// Podman: `libpod-<id>` under `/libpod_parent` or a pod's cgroup (cgroupfs), under `machine.slice` or a
+/// pod's slice (systemd).
+const PODMAN: Placement = Placement {
+    slice: "machine.slice",
+    scope: "libpod-",
+    parent: "/libpod_parent",
+    folder: "libpod-",
+};
+
+/// The cgroup path an engine gives a container, from the cgroup driver and the container's cgroup parent.
+fn placed(p: &Placement, driver: &str, parent: &str, id: &str) -> String {
     if driver == "systemd" {
-        let slice = if parent.is_empty() {
-            "machine.slice"
-        } else {
-            parent
-        };
-        format!("{}/libpod-{id}.scope", expand_slice(slice))
+        let slice = if parent.is_empty() { p.slice } else { parent };
+        format!("{}/{}{id}.scope", expand_slice(slice), p.scope)
     } else {
-        let parent = if parent.is_empty() {
-            "/libpod_parent"
-        } else {
-            parent
-        };
-        format!("/{}/libpod-{id}", parent.trim_matches('/'))
+        let parent = if parent.is_empty() { p.parent } else { parent };
+        format!("/{}/{}{id}", parent.trim_matches('/'), p.folder)
     }
 }
 
@@ -536,17 +538,20 @@ mod tests {
     #[test]
     fn cgroup_paths() {
         let id = "abc";
-        assert_eq!(cgroup_path("cgroupfs", "", id), "/docker/abc");
         assert_eq!(
-            cgroup_path("cgroupfs", "/kubepods/burstable/pod1", id),
+            Engine::Docker.cgroup_path("cgroupfs", "", id),
+            "/docker/abc"
+        );
+        assert_eq!(
+            Engine::Docker.cgroup_path("cgroupfs", "/kubepods/burstable/pod1", id),
             "/kubepods/burstable/pod1/abc"
         );
         assert_eq!(
-            cgroup_path("systemd", "", id),
+            Engine::Docker.cgroup_path("systemd", "", id),
             "/system.slice/docker-abc.scope"
         );
         assert_eq!(
-            cgroup_path("systemd", "kubepods-burstable-pod1.slice", id),
+            Engine::Docker.cgroup_path("systemd", "kubepods-burstable-pod1.slice", id),
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/docker-abc.scope"
         );
     }
