@@ -105,6 +105,15 @@ impl ContainerMeta {
     pub(crate) fn label(&self, key: &str) -> &str {
         self.labels.get(key).map(String::as_str).unwrap_or("")
     }
+
+    /// A Kubernetes pod's sandbox (the pause container), by any runtime's marks: containerd's CRI
+    /// (`io.cri-containerd.kind=sandbox`), cri-dockerd and dockershim (`io.kubernetes.docker.type=podsandbox`,
+    /// container name `POD`).
+    pub(crate) fn is_sandbox(&self) -> bool {
+        self.label("io.cri-containerd.kind") == "sandbox"
+            || self.label("io.kubernetes.docker.type") == "podsandbox"
+            || self.label(CONTAINER_NAME) == "POD"
+    }
 }
 
 /// The label values of one series' identity.
@@ -126,11 +135,22 @@ impl Identity {
         meta: &ContainerMeta,
         columns: &[(String, String)],
     ) -> Identity {
+        // A sandbox is served as the kubelet on containerd serves it, whatever the runtime: no container
+        // name, the pause image, its id as `name`.
+        let sandbox = meta.is_sandbox();
         Identity {
-            id,
-            name: meta.name.clone(),
+            name: if sandbox {
+                meta.id.clone()
+            } else {
+                meta.name.clone()
+            },
             image: meta.image.clone(),
-            container: meta.label(CONTAINER_NAME).to_string(),
+            container: if sandbox {
+                String::new()
+            } else {
+                meta.label(CONTAINER_NAME).to_string()
+            },
+            id,
             pod: meta.label(POD_NAME).to_string(),
             namespace: meta.label(POD_NAMESPACE).to_string(),
             extra: columns

@@ -152,6 +152,16 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
         assert_eq!(app_series.labels["pod"], p.name);
         assert_eq!(app_series.labels["namespace"], "shop");
         assert_eq!(app_series.labels["container"], "app");
+        // The sandbox as the kubelet on containerd serves it: container="", name = its id, its image.
+        let sandbox = named(&s, "container_cpu_usage_seconds_total", &p.sandbox.id)[0];
+        assert_eq!(
+            (
+                sandbox.labels["container"].as_str(),
+                sandbox.labels["image"].as_str(),
+                sandbox.labels["pod"].as_str()
+            ),
+            ("", IMAGE, p.name.as_str())
+        );
         // The pod cgroup: container="" and image="", pod and namespace filled.
         let pod = s
             .iter()
@@ -171,7 +181,7 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
             (p.name.as_str(), "shop")
         );
         // The pod's usage is the sum of its containers' (read in one collection; the busy loop dominates).
-        let sum: f64 = [&p.sandbox.name, &p.app.name]
+        let sum: f64 = [&p.sandbox.id, &p.app.name]
             .iter()
             .map(|n| one(&s, "container_cpu_usage_seconds_total", n).unwrap())
             .sum();
@@ -188,7 +198,7 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
             &[("id", &p.parent)],
         )
         .unwrap();
-        let sum_ws = ws(&p.sandbox.name) + ws(&p.app.name);
+        let sum_ws = ws(&p.sandbox.id) + ws(&p.app.name);
         assert!(
             (pod_ws - sum_ws).abs() <= (0.10 * sum_ws).max(1048576.0),
             "{}: pod working set {pod_ws} vs containers {sum_ws}",
@@ -213,7 +223,7 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
         );
         // The sandbox carries the pod's network; the app container shares its namespace and carries none.
         assert!(
-            named(&s, "container_network_receive_bytes_total", &p.sandbox.name)
+            named(&s, "container_network_receive_bytes_total", &p.sandbox.id)
                 .iter()
                 .any(|x| x.labels["interface"] == "eth0")
         );
