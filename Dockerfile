@@ -20,6 +20,7 @@ RUN set -e; \
     if [ -n "$PREBUILT" ]; then \
       cp "$PREBUILT" /stevedore; \
     else \
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends protobuf-compiler; \
       STEVEDORE_REVISION="$REVISION" RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build --release --locked --target x86_64-unknown-linux-gnu; \
       cp target/x86_64-unknown-linux-gnu/release/stevedore /stevedore; \

@@ -212,14 +212,64 @@ async fn start_kubernetes(
     Ok(())
 }
 
-/// Starts the Docker source: identity always; usage from the stats API when cgroups are not readable.
-fn start_docker(config: &cli::Config, sources: &Sources, shared: &mut collector::Shared) {
-    use crate::source::docker;
+/// Starts the runtime sources, which share one identity cache: Docker's when the docker collector is on
+/// (identity always; usage from the stats API when cgroups are not readable), Podman's and containerd's
+/// when their sockets are given or found.
+fn start_runtimes(config: &cli::Config, sources: &Sources, shared: &mut collector::Shared) {
     let flags = &config.flags;
     let meta = Arc::new(crate::source::MetaStore::default());
+    let mut any = false;
+    if config.enabled.contains(&"docker") {
+        start_docker(config, sources, shared, &meta);
+        any = true;
+    }
+    if let Some(host) = podman_host(flags) {
+        use crate::source::docker;
+        tracing::info!(host = %host, "reading Podman's containers from its API");
+        let podman = docker::Config {
+            engine: docker::Engine::Podman,
+            host: Some(host),
+            ..docker_config(flags)
+        };
+        docker::spawn(podman, meta.clone(), sources.register("podman"), None);
+        any = true;
+    }
+    if let Some(address) = socket_flag(flags.containerd_address.as_deref(), CONTAINERD_SOCKET) {
+        use crate::source::containerd;
+        tracing::info!(address = %address, "reading containerd's containers from its API");
+        let cfg = containerd::Config {
+            address: address.trim_start_matches("unix://").to_string(),
+            namespaces: flags.containerd_namespaces.clone(),
+        };
+        containerd::spawn(cfg, meta.clone(), sources.register(containerd::NAME));
+        any = true;
+    }
+    if any {
+        shared.runtime_meta = Some(meta);
+    }
+}
+
+fn docker_config(flags: &cli::Flags) -> crate::source::docker::Config {
+    crate::source::docker::Config {
+        engine: crate::source::docker::Engine::Docker,
+        host: flags.docker_host.clone(),
+        stats_interval: flags.docker_stats_interval,
+        stats_concurrency: flags.docker_stats_concurrency,
+        stats_timeout: flags.docker_stats_timeout,
+    }
+}
+
+/// The Docker source, and in stats mode (cgroups not readable here: Docker Desktop, a remote daemon) its
+/// stats poller.
+fn start_docker(
+    config: &cli::Config,
+    sources: &Sources,
+    shared: &mut collector::Shared,
+    meta: &Arc<crate::source::MetaStore>,
+) {
+    use crate::source::docker;
+    let flags = &config.flags;
     let health = sources.register("docker");
-    // Stats mode: the cgroup files are not readable here (Docker Desktop, a remote daemon), so usage comes
-    // from Docker's stats API, polled in the background.
     let stats = match crate::cgroup::Layout::detect(&flags.sysfs.join("fs/cgroup")) {
         Err(e) if config.enabled.contains(&"cgroup") => {
             tracing::warn!(
@@ -233,38 +283,29 @@ fn start_docker(config: &cli::Config, sources: &Sources, shared: &mut collector:
         }
         _ => None,
     };
-    let cfg = docker::Config {
-        engine: docker::Engine::Docker,
-        host: flags.docker_host.clone(),
-        stats_interval: flags.docker_stats_interval,
-        stats_concurrency: flags.docker_stats_concurrency,
-        stats_timeout: flags.docker_stats_timeout,
-    };
-    if let Some(host) = podman_host(flags) {
-        tracing::info!(host = %host, "reading Podman's containers from its API");
-        let podman = docker::Config {
-            engine: docker::Engine::Podman,
-            host: Some(host),
-            ..cfg.clone()
-        };
-        docker::spawn(podman, meta.clone(), sources.register("podman"), None);
-    }
-    docker::spawn(cfg, meta.clone(), health, stats);
-    shared.docker_meta = Some(meta);
+    docker::spawn(docker_config(flags), meta.clone(), health, stats);
 }
 
 /// Podman's rootful API socket, where Podman's packages put it (podman.socket).
 const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 
-/// The Podman source's address: `--podman.host`; unset, the rootful socket if it exists now (so a host
-/// without Podman shows no Podman source); empty, none.
+/// containerd's socket, where its packages put it.
+const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
+/// The Podman source's address: `--podman.host`, as [`socket_flag`] reads it.
 fn podman_host(flags: &cli::Flags) -> Option<String> {
-    match flags.podman_host.as_deref() {
+    socket_flag(flags.podman_host.as_deref(), PODMAN_SOCKET)
+}
+
+/// A runtime socket flag: its value; unset, the runtime's usual socket if it exists now (so a host
+/// without that runtime shows no source for it); empty, none.
+fn socket_flag(flag: Option<&str>, usual: &str) -> Option<String> {
+    match flag {
         Some("") => None,
         Some(h) => Some(h.to_string()),
-        None => std::path::Path::new(PODMAN_SOCKET)
+        None => std::path::Path::new(usual)
             .exists()
-            .then(|| format!("unix://{PODMAN_SOCKET}")),
+            .then(|| format!("unix://{usual}")),
     }
 }
 
@@ -348,9 +389,7 @@ async fn run() -> ExitCode {
     }
     let sources = Arc::new(Sources::default());
     let mut shared = collector::Shared::default();
-    if config.enabled.contains(&"docker") {
-        start_docker(&config, &sources, &mut shared);
-    }
+    start_runtimes(&config, &sources, &mut shared);
     if let Err(e) = start_kubernetes(&config, &sources, &mut shared).await {
         return startup_error("cannot start the Kubernetes sources", &e);
     }

@@ -225,6 +225,20 @@ pub(crate) struct Flags {
     #[arg(long = "podman.host", env = "STEVEDORE_PODMAN_HOST")]
     pub podman_host: Option<String>,
 
+    /// containerd's socket (unix:///run/containerd/containerd.sock). Unset: that socket if it exists at
+    /// start; empty: containerd off.
+    #[arg(long = "containerd.address", env = "STEVEDORE_CONTAINERD_ADDRESS")]
+    pub containerd_address: Option<String>,
+
+    /// containerd namespaces to read (comma-separated). Unset: every namespace but `moby` (Docker's,
+    /// whose containers the Docker source names).
+    #[arg(
+        long = "containerd.namespaces",
+        env = "STEVEDORE_CONTAINERD_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub containerd_namespaces: Vec<String>,
+
     /// Docker labels to add to container series as container_label_<key> (comma-separated keys).
     #[arg(
         long = "docker.labels",

@@ -199,8 +199,14 @@ pub(crate) struct Found {
 
 /// Walks the hierarchy and returns the root, pod and container cgroups (and, with `include_system`,
 /// every other cgroup). Container cgroups are not descended into: what a container makes inside its own
-/// cgroup is its business. The walk never follows links and stops at depth 16.
-pub(crate) fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Found>, String> {
+/// cgroup is its business. The walk never follows links and stops at depth 16. `known` names containers
+/// whose path does not tell (plain containerd's `/<namespace>/<id>`): path → id, from containerd's
+/// identity cache.
+pub(crate) fn discover(
+    layout: &Layout,
+    include_system: bool,
+    known: &std::collections::HashMap<String, String>,
+) -> Result<Vec<Found>, String> {
     let root = layout.walk_root().ok_or("no hierarchy to walk")?;
     let mut out = vec![Found {
         path: "/".to_string(),
@@ -219,7 +225,14 @@ pub(crate) fn discover(layout: &Layout, include_system: bool) -> Result<Vec<Foun
             }
             let name = e.file_name().to_string_lossy().into_owned();
             let child = format!("{rel}/{name}");
-            let kind = classify(&child);
+            let kind = match classify(&child) {
+                Kind::System if known.contains_key(&child) => Kind::Container {
+                    runtime: classify::Runtime::Containerd,
+                    id: known[&child].clone(),
+                    pod_uid: None,
+                },
+                k => k,
+            };
             let descend = !matches!(kind, Kind::Container { .. }) && depth < 16;
             let ino = std::os::unix::fs::DirEntryExt::ino(&e);
             match &kind {

@@ -10,7 +10,7 @@ fn v1_docker_tree_is_read_as_recorded() {
     let root = v1_tree();
     let layout = Layout::detect(&root).unwrap();
     assert_eq!(layout.name(), "v1");
-    let found = crate::cgroup::discover(&layout, false).unwrap();
+    let found = crate::cgroup::discover(&layout, false, &Default::default()).unwrap();
     let path = format!("/docker/{V1_ID}");
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].kind, Kind::Root);
@@ -132,8 +132,13 @@ fn v2_tree_is_detected_and_read_as_recorded() {
     assert_eq!(layout.name(), "v2");
     let scope = "/user.slice/user-1000.slice/session-520.scope";
     // A session scope is a system cgroup: reported only behind --collector.cgroup.include-system.
-    assert_eq!(crate::cgroup::discover(&layout, false).unwrap().len(), 1);
-    let all = crate::cgroup::discover(&layout, true).unwrap();
+    assert_eq!(
+        crate::cgroup::discover(&layout, false, &Default::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    let all = crate::cgroup::discover(&layout, true, &Default::default()).unwrap();
     assert!(
         all.iter()
             .any(|f| f.path == scope && f.kind == Kind::System)
@@ -243,7 +248,7 @@ fn v2_tree_is_detected_and_read_as_recorded() {
 fn v2_quota_throttling_and_kubepods_from_telegraf_files() {
     let (dir, pod, container) = v2_container_tree();
     let layout = Layout::detect(&dir.path().join("fs/cgroup")).unwrap();
-    let found = crate::cgroup::discover(&layout, false).unwrap();
+    let found = crate::cgroup::discover(&layout, false, &Default::default()).unwrap();
     let kinds: Vec<(&str, &Kind)> = found.iter().map(|f| (f.path.as_str(), &f.kind)).collect();
     assert!(kinds.iter().any(|(p, k)| *p == pod
         && matches!(

@@ -32,7 +32,7 @@ fn build(cx: &Context<'_>) -> Result<Built, String> {
         CgroupCollector::new(
             cx.paths.clone(),
             f.cgroup_include_system,
-            shared.docker_meta.clone(),
+            shared.runtime_meta.clone(),
             shared.docker_stats.clone(),
             cx.docker_labels(),
             shared.pods.clone(),
@@ -357,6 +357,16 @@ fn network_owners(raws: &[Raw], host_netns: Option<u64>) -> std::collections::Ha
     owner.values().map(|(_, i)| *i).collect()
 }
 
+/// The containers whose cgroup path does not say it is one (plain containerd's `/<namespace>/<id>`):
+/// path → id.
+fn unnamed_paths(metas: &HashMap<String, Arc<crate::source::ContainerMeta>>) -> HashMap<String, String> {
+    (metas.values())
+        .filter_map(|m| Some((m.cgroup_path.as_ref()?, m)))
+        .filter(|(p, _)| cgroup::classify(p) == Kind::System)
+        .map(|(p, m)| (p.clone(), m.id.clone()))
+        .collect()
+}
+
 /// Who each cgroup is, for one scrape: the runtime's identity cache, this node's pods, and the label
 /// columns (allowlisted runtime labels, then `--kubernetes.pod-labels`).
 struct Names<'a> {
@@ -587,15 +597,15 @@ impl CgroupCollector {
     }
 
     fn read_cgroups(&self, layout: &Layout) -> Result<ContainersSample, CollectError> {
-        let mut found =
-            cgroup::discover(layout, self.include_system).map_err(CollectError::Other)?;
+        let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
+        let mut found = cgroup::discover(layout, self.include_system, &unnamed_paths(&metas))
+            .map_err(CollectError::Other)?;
         if let Some(uid) = &self.only_pod {
             found.retain(|f| in_pod(&f.kind, uid));
         }
         let raws = self.read_all(layout, found)?;
         let devices = device_names(&self.paths);
         let owners = network_owners(&raws, netns(&self.paths, 1));
-        let metas = self.meta.as_ref().map(|m| m.snapshot()).unwrap_or_default();
         let index = (self.pods.as_ref())
             .map(PodIndex::from_store)
             .unwrap_or_default();

@@ -17,8 +17,8 @@ pub(crate) const DECL: Decl = Decl {
 };
 
 fn build(cx: &Context<'_>) -> Result<Built, String> {
-    let Some(meta) = &cx.shared.docker_meta else {
-        return Ok(Built::Skip("the docker source is not running".into()));
+    let Some(meta) = &cx.shared.runtime_meta else {
+        return Ok(Built::Skip("no runtime source is running (Docker, Podman, containerd)".into()));
     };
     // With a pod source, the kubernetes collector owns the container state families and reports
     // Docker's containers outside pods too.

@@ -24,7 +24,7 @@ fn build(cx: &Context<'_>) -> Result<Built, String> {
     let Some(pods) = &cx.shared.pods else {
         return Ok(Built::Skip("no pod source (not on Kubernetes)".into()));
     };
-    let docker = (cx.shared.docker_meta.as_ref())
+    let docker = (cx.shared.runtime_meta.as_ref())
         .filter(|_| cx.enabled("docker"))
         .map(|meta| Arc::new(DockerCollector::new(meta.clone(), cx.docker_labels())));
     Ok(Built::Run(Arc::new(KubernetesCollector::new(

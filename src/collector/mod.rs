@@ -168,8 +168,8 @@ pub(crate) fn read_capped(path: &Path) -> std::io::Result<String> {
 /// Caches of the background sources that collectors read.
 #[derive(Default, Clone)]
 pub(crate) struct Shared {
-    /// Docker identity, when the docker source runs.
-    pub docker_meta: Option<Arc<crate::source::MetaStore>>,
+    /// Container identity from the runtime sources (Docker, Podman, containerd), when one runs.
+    pub runtime_meta: Option<Arc<crate::source::MetaStore>>,
     /// Docker stats-API figures, in stats mode (cgroups not readable).
     pub docker_stats: Option<Arc<crate::source::docker::StatsCache>>,
     /// This node's pods, when a Kubernetes source runs.

@@ -675,7 +675,7 @@ pub(crate) fn state_families(out: &mut Out<'_, '_>, rows: &[StateRow<'_>]) -> fm
     }
     let mut f = out.gauge(
         "stevedore_container_state",
-        "State of the container (Docker's, or the kubelet's for pod containers): 1 for the current state, 0 for the others.",
+        "State of the container (its runtime's: Docker, Podman, containerd; or the kubelet's for pod containers): 1 for the current state, 0 for the others.",
     )?;
     for r in rows {
         for s in r.domain {

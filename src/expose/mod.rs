@@ -261,7 +261,7 @@ impl prometheus_client::collector::Collector for ScrapeView {
         if !self.sources.is_empty() {
             let mut f = out.gauge(
                 "stevedore_source_up",
-                "Whether the background source (docker, docker_stats, podman, kubernetes, kubelet) is connected.",
+                "Whether the background source (docker, docker_stats, podman, containerd, kubernetes, kubelet) is connected.",
             )?;
             for (name, up) in &self.sources {
                 f.sample(&[("source", name)], if *up { 1.0 } else { 0.0 })?;

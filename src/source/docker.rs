@@ -120,7 +120,7 @@ pub(crate) fn parse_time(s: &str) -> Option<f64> {
 }
 
 /// `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice` (how systemd nests slices).
-fn expand_slice(slice: &str) -> String {
+pub(crate) fn expand_slice(slice: &str) -> String {
     let stem = slice.trim_end_matches(".slice");
     let mut out = String::new();
     let mut prefix = String::new();

@@ -1,6 +1,7 @@
-//! Long-lived clients of daemons (Docker and Podman, the apiserver, the kubelet). They run in the
+//! Long-lived clients of daemons (Docker, Podman and containerd, the apiserver, the kubelet). They run in the
 //! background, keep caches current, and never run on the scrape path: collectors read their caches.
 
+pub(crate) mod containerd;
 pub(crate) mod docker;
 pub(crate) mod error;
 pub(crate) mod kubelet;
