@@ -199,3 +199,110 @@ fn pod_labels_only_through_the_allowlist_sanitized() {
     let (body, _) = scrape(&e, "cgroup");
     assert_promtool_clean(&body);
 }
+
+/// CRI-O's layouts (`crio-<id>` under the pod with the cgroupfs driver, `crio-<id>.scope` with systemd,
+/// conmon beside each container in `crio-conmon-<id>`), named from the pod API: the recorded node's pods
+/// as CRI-O would report them (`cri-o://` ids), every recorded container cgroup made in CRI-O's form.
+#[test]
+fn crio_layouts_named_from_the_pod_api() {
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    let recorded = recorded_cadvisor();
+    let cpu: Vec<&Sample> = recorded
+        .iter()
+        .filter(|r| {
+            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
+        })
+        .collect();
+    // (recorded series, its cgroup in CRI-O's cgroupfs form); pod cgroups stay as they are.
+    let crio = |id: &str| -> String {
+        let (parent, last) = id.rsplit_once('/').unwrap();
+        if last.starts_with("pod") {
+            id.to_string()
+        } else {
+            format!("{parent}/crio-{last}")
+        }
+    };
+    let mut dirs: Vec<String> = cpu.iter().map(|r| crio(&r.labels["id"])).collect();
+    let conmons: Vec<String> = (cpu.iter())
+        .filter(|r| !r.labels["name"].is_empty())
+        .map(|r| crio(&r.labels["id"]).replace("/crio-", "/crio-conmon-"))
+        .collect();
+    dirs.extend(conmons.iter().cloned());
+    // One app container also in the systemd driver's form, with its conmon scope.
+    let app = cpu
+        .iter()
+        .find(|r| !r.labels["container"].is_empty())
+        .unwrap();
+    let parts: Vec<&str> = app.labels["id"]
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    let (qos, uid, cid) = (parts[1], parts[2].trim_start_matches("pod"), parts[3]);
+    let slice = format!(
+        "/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{}.slice",
+        uid.replace('-', "_")
+    );
+    let systemd = format!("{slice}/crio-{cid}.scope");
+    dirs.push(systemd.clone());
+    dirs.push(format!("{slice}/crio-conmon-{cid}.scope"));
+    let _dirs = CgroupDirs::make(&dirs);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let pods_path = tmp.path().join("pods");
+    let payload = std::fs::read_to_string(k8s_fixture("1_35/kubelet/pods")).unwrap();
+    assert!(payload.contains("containerd://"));
+    std::fs::write(&pods_path, payload.replace("containerd://", "cri-o://")).unwrap();
+    let replay = Replay::start(&[
+        "--kubelet-pods",
+        pods_path.to_str().unwrap(),
+        "--summary",
+        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
+    ]);
+    let url = replay.url();
+    let e = Exporter::start(&[
+        "--kubelet.url",
+        &url,
+        "--kubelet.interval=1s",
+        "--kubernetes.pods-from=kubelet",
+        "--no-collector.docker",
+        "--collect.min-age=0",
+    ]);
+    let app_crio = crio(&app.labels["id"]);
+    let s = until(&e, "cgroup", "CRI-O containers attributed", |s| {
+        s.iter().any(|x| {
+            x.name == "container_cpu_usage_seconds_total"
+                && x.labels["id"] == app_crio
+                && !x.labels["pod"].is_empty()
+        })
+    });
+    let series = |id: &str| {
+        s.iter()
+            .find(|x| x.name == "container_cpu_usage_seconds_total" && x.labels["id"] == id)
+    };
+    let mut apps = 0;
+    for r in &cpu {
+        let ours = series(&crio(&r.labels["id"]))
+            .unwrap_or_else(|| panic!("no series for {}", crio(&r.labels["id"])));
+        for l in ["pod", "namespace", "container", "name"] {
+            assert_eq!(ours.labels[l], r.labels[l], "{l} of {}", r.labels["id"]);
+        }
+        if !r.labels["container"].is_empty() {
+            assert_eq!(
+                ours.labels["image"], r.labels["image"],
+                "{}",
+                r.labels["id"]
+            );
+            apps += 1;
+        }
+    }
+    assert!(apps > 10, "{apps}");
+    // conmon is CRI-O's helper, not a container.
+    for c in &conmons {
+        assert!(series(c).is_none(), "{c}");
+    }
+    assert!(series(&format!("{slice}/crio-conmon-{cid}.scope")).is_none());
+    let sd = series(&systemd).expect("the systemd-form cgroup");
+    for l in ["pod", "namespace", "container", "image", "name"] {
+        assert_eq!(sd.labels[l], app.labels[l], "{l}");
+    }
+}

@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | Docker | `/docker/<id>` | `/system.slice/docker-<id>.scope` |
 //! | containerd (CRI) | `/kubepods/<qos>/pod<uid>/<id>` | `.../kubepods-<qos>-pod<uid_>.slice/cri-containerd-<id>.scope` |
-//! | nerdctl | (`/<namespace>/<id>`: not told apart from other cgroups by its path) | `/system.slice/nerdctl-<id>.scope` |
-//! | CRI-O | `/kubepods/<qos>/pod<uid>/<id>` | `.../crio-<id>.scope` |
+//! | containerd, nerdctl | `/<namespace>/<id>`: not told apart by its path; discovery takes it from containerd's identity cache | `/system.slice/nerdctl-<id>.scope` |
+//! | CRI-O | `/kubepods/<qos>/pod<uid>/crio-<id>` (or a bare `<id>`); conmon in `crio-conmon-<id>` | `.../crio-<id>.scope`; conmon in `crio-conmon-<id>.scope` |
 //! | Podman | `/libpod_parent/libpod-<id>`, in a pod `/libpod_parent/<pod id>/libpod-<id>`; conmon in `conmon` beside them | `/machine.slice/libpod-<id>.scope`, in a pod `machine-libpod_pod_<pod id>.slice/libpod-<id>.scope`; conmon in `libpod-conmon-<id>.scope` |
 //! | pods | `/kubepods/<qos>/pod<uid>`, `/kubepods/pod<uid>` (guaranteed) | `kubepods-<qos>-pod<uid_>.slice`, `kubepods-pod<uid_>.slice` |
 
