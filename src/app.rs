@@ -249,6 +249,30 @@ fn start_runtimes(config: &cli::Config, sources: &Sources, shared: &mut collecto
     }
 }
 
+/// The writable layers' walker, when a runtime source runs and the filesystem collector serves its
+/// figures.
+fn start_layers(config: &cli::Config, shared: &mut collector::Shared) {
+    let flags = &config.flags;
+    let Some(meta) = &shared.runtime_meta else {
+        return;
+    };
+    if flags.fs_layers_interval.is_zero() || !config.enabled.contains(&"filesystem") {
+        return;
+    }
+    let cache = Arc::new(crate::layers::LayerCache::default());
+    crate::layers::spawn(
+        crate::layers::Config {
+            interval: flags.fs_layers_interval,
+            entries_per_second: flags.fs_layers_entries_per_second,
+            rootfs: flags.rootfs.clone(),
+            sysfs: flags.sysfs.clone(),
+        },
+        meta.clone(),
+        cache.clone(),
+    );
+    shared.layers = Some(cache);
+}
+
 fn docker_config(flags: &cli::Flags) -> crate::source::docker::Config {
     crate::source::docker::Config {
         engine: crate::source::docker::Engine::Docker,
@@ -390,6 +414,7 @@ async fn run() -> ExitCode {
     let sources = Arc::new(Sources::default());
     let mut shared = collector::Shared::default();
     start_runtimes(&config, &sources, &mut shared);
+    start_layers(&config, &mut shared);
     if let Err(e) = start_kubernetes(&config, &sources, &mut shared).await {
         return startup_error("cannot start the Kubernetes sources", &e);
     }

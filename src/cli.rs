@@ -175,6 +175,18 @@ pub(crate) struct Flags {
           default_value = "5s", value_parser = parse_positive_duration)]
     pub fs_mount_timeout: Duration,
 
+    /// How often each running container's writable layer is measured (in the background, walking it as
+    /// `du -sx` does) for the per-container container_fs_* series; 0 turns the measurement off.
+    #[arg(long = "collector.filesystem.layers-interval", env = "STEVEDORE_COLLECTOR_FILESYSTEM_LAYERS_INTERVAL",
+          default_value = "1m", value_parser = humantime::parse_duration)]
+    pub fs_layers_interval: Duration,
+
+    /// The layer walk's I/O budget: directory entries statted per second, at most.
+    #[arg(long = "collector.filesystem.layers-entries-per-second",
+          env = "STEVEDORE_COLLECTOR_FILESYSTEM_LAYERS_ENTRIES_PER_SECOND", default_value = "20000",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub fs_layers_entries_per_second: u32,
+
     /// Regexp of network devices to ignore in the netdev collector.
     #[arg(long = "collector.netdev.device-exclude", env = "STEVEDORE_COLLECTOR_NETDEV_DEVICE_EXCLUDE",
           value_parser = parse_regex)]

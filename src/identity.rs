@@ -99,6 +99,8 @@ pub(crate) struct ContainerMeta {
     pub started_at: Option<f64>,
     /// The cgroup path the runtime gives the container (relative, leading `/`), where it can be derived.
     pub cgroup_path: Option<String>,
+    /// The writable layer's directory on the host (overlay upper directory), where the runtime tells.
+    pub layer: Option<String>,
 }
 
 impl ContainerMeta {

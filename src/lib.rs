@@ -18,10 +18,12 @@ mod expose;
 mod health;
 mod http;
 mod identity;
+mod layers;
 mod parse;
 mod sample;
 mod scrape;
 mod source;
+mod sys;
 #[cfg(test)]
 mod testutil;
 mod webconfig;

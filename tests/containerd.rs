@@ -406,7 +406,7 @@ fn kubernetes_node_on_containerd() {
 
     // No kubelet, no Kubernetes API, and the Docker source knows none of these: identity comes from
     // containerd alone.
-    let e = exporter(&[]);
+    let e = exporter(&["--collector.filesystem"]);
     let sandbox_path = format!("{pod_path}/{sandbox_id}");
     let app_path = format!("{pod_path}/{app_id}");
     let s = scrape_until(&e, 30, "the pod's containers named", |s| {
@@ -460,6 +460,36 @@ fn kubernetes_node_on_containerd() {
     assert!(
         (usage - kernel).abs() <= 65536.0,
         "usage {usage} vs kernel {kernel}"
+    );
+    // The app's writable layer (its snapshot's overlay upper directory, as ctr shows the mount) against
+    // du.
+    let key = app.info()["SnapshotKey"].as_str().unwrap().to_string();
+    let mount = ctr(K8S, &["snapshots", "mounts", "/mnt", &key]);
+    let upper = mount
+        .split([',', ' '])
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .unwrap_or_else(|| panic!("no upperdir in {mount}"))
+        .to_string();
+    let du = || -> f64 {
+        let out = Command::new("du")
+            .args(["-sx", "--block-size=1", &upper])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let s = scrape_until(&e, 15, "the app's layer measured", |s| {
+        by_id(s, "container_fs_usage_bytes", &app_path).is_some()
+    });
+    assert_eq!(
+        by_id(&s, "container_fs_usage_bytes", &app_path)
+            .unwrap()
+            .value,
+        du()
     );
     // The kubelet's resource names for the pod.
     assert!(

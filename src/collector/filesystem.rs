@@ -4,11 +4,9 @@
 //! say) is reported with `node_filesystem_device_error` 1 and is not asked again until the stuck call
 //! returns, so a hung mount never hangs the scrape and never piles up threads.
 
-use crate::sample::node::{Mount, FsUsage, FsStat, FilesystemSample};
+use crate::sample::node::{FilesystemSample, FsStat, FsUsage, LayerRow, Mount};
 use std::collections::HashSet;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -25,12 +23,48 @@ pub(crate) const DECL: Decl = Decl {
 };
 
 fn build(cx: &Context<'_>) -> Result<Built, String> {
-    Ok(Built::Run(Arc::new(FilesystemCollector::new(
+    let mut c = FilesystemCollector::new(
         cx.paths.clone(),
         cx.flags.fs_mount_points_exclude.clone(),
         cx.flags.fs_types_exclude.clone(),
         cx.flags.fs_mount_timeout,
-    ))))
+    );
+    if let (Some(cache), Some(meta)) = (&cx.shared.layers, &cx.shared.runtime_meta) {
+        c.layers = Some(Layers {
+            cache: cache.clone(),
+            meta: meta.clone(),
+            allow: cx.docker_labels(),
+        });
+    }
+    Ok(Built::Run(Arc::new(c)))
+}
+
+/// The running containers' writable layers: the background walker's cache, and who each container is.
+struct Layers {
+    cache: Arc<crate::layers::LayerCache>,
+    meta: Arc<crate::source::MetaStore>,
+    allow: crate::identity::LabelAllowlist,
+}
+
+impl Layers {
+    /// The measured layers of the containers the runtimes still know, with their identity (as the
+    /// `docker` collector's state series label them), sorted by `id`.
+    fn rows(&self) -> (Vec<LayerRow>, Vec<(String, String)>) {
+        let metas = self.meta.snapshot();
+        let columns = self.allow.columns(metas.values().map(|m| &**m));
+        let mut rows: Vec<LayerRow> = (self.cache.snapshot().iter())
+            .filter_map(|(id, usage)| {
+                let meta = metas.get(id)?;
+                let path = (meta.cgroup_path.clone()).unwrap_or_else(|| format!("/docker/{id}"));
+                Some(LayerRow {
+                    identity: crate::identity::Identity::from_meta(path, meta, &columns),
+                    usage: usage.clone(),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
+        (rows, columns)
+    }
 }
 
 fn unescape(s: &str) -> String {
@@ -86,25 +120,7 @@ pub(crate) fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, String> {
     Ok(mounts)
 }
 
-/// statvfs(3) of a path.
-pub(crate) fn statvfs(path: &Path) -> std::io::Result<FsUsage> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    // SAFETY: c is a valid NUL-terminated path; st is a plain C struct that statvfs fills.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let frsize = st.f_frsize as f64;
-    Ok(FsUsage {
-        size: st.f_blocks as f64 * frsize,
-        free: st.f_bfree as f64 * frsize,
-        avail: st.f_bavail as f64 * frsize,
-        files: st.f_files as f64,
-        files_free: st.f_ffree as f64,
-        read_only: st.f_flag & libc::ST_RDONLY != 0,
-    })
-}
+pub(crate) use crate::sys::statvfs;
 
 pub(crate) struct FilesystemCollector {
     paths: Paths,
@@ -115,6 +131,7 @@ pub(crate) struct FilesystemCollector {
     stuck: Arc<Mutex<HashSet<String>>>,
     /// The statvfs worker thread (kept between scrapes, replaced when it gets stuck on a mount).
     worker: Mutex<Option<mpsc::Sender<Job>>>,
+    layers: Option<Layers>,
 }
 
 /// One statvfs request for the worker thread.
@@ -169,6 +186,7 @@ impl FilesystemCollector {
             timeout,
             stuck: Arc::new(Mutex::new(HashSet::new())),
             worker: Mutex::new(None),
+            layers: None,
         }
     }
 
@@ -290,9 +308,12 @@ impl Collector for FilesystemCollector {
             .zip(results)
             .map(|(mount, usage)| FsStat { mount, usage })
             .collect();
+        let (layers, layer_columns) = self.layers.as_ref().map(Layers::rows).unwrap_or_default();
         Ok(Box::new(FilesystemSample {
             filesystems,
             disks: self.disks(),
+            layers,
+            layer_columns,
         }))
     }
 }

@@ -170,6 +170,8 @@ pub(crate) fn read_capped(path: &Path) -> std::io::Result<String> {
 pub(crate) struct Shared {
     /// Container identity from the runtime sources (Docker, Podman, containerd), when one runs.
     pub runtime_meta: Option<Arc<crate::source::MetaStore>>,
+    /// The writable layers' usage, measured in the background, when the runtime sources run.
+    pub layers: Option<Arc<crate::layers::LayerCache>>,
     /// Docker stats-API figures, in stats mode (cgroups not readable).
     pub docker_stats: Option<Arc<crate::source::docker::StatsCache>>,
     /// This node's pods, when a Kubernetes source runs.

@@ -275,6 +275,34 @@ impl FilesystemSample {
             for (device, u) in &devices {
                 f.sample(&root_labels(device)[..], get(u))?;
             }
+            // Each running container's writable layer: its usage, and its filesystem's size and inodes.
+            for row in &self.layers {
+                let v = match &row.usage.fs {
+                    _ if name == "container_fs_usage_bytes" => row.usage.bytes,
+                    Some(fs) => get(fs),
+                    None => continue,
+                };
+                f.sample_with(
+                    &row.identity.labels(&self.layer_columns),
+                    &["device"],
+                    &[&row.usage.device],
+                    v,
+                )?;
+            }
+        }
+        if !self.layers.is_empty() {
+            let mut f = out.gauge(
+                "stevedore_container_fs_inodes_used",
+                "Inodes used by the container's writable layer (files, directories, links), measured in the background.",
+            )?;
+            for row in &self.layers {
+                f.sample_with(
+                    &row.identity.labels(&self.layer_columns),
+                    &["device"],
+                    &[&row.usage.device],
+                    row.usage.inodes,
+                )?;
+            }
         }
         Ok(())
     }

@@ -77,6 +77,30 @@ pub(crate) struct FilesystemSample {
     pub filesystems: Vec<FsStat>,
     /// /proc/diskstats of the block devices these filesystems are on, by kernel name (`vda1`).
     pub disks: Vec<DiskStat>,
+    /// Running containers' writable layers, as last measured in the background.
+    pub layers: Vec<LayerRow>,
+    /// The allowlisted runtime-label columns of `layers`' identities.
+    pub layer_columns: Vec<(String, String)>,
+}
+
+/// One writable layer's figures at its last measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LayerUsage {
+    /// Bytes allocated to the layer's files.
+    pub bytes: f64,
+    /// Inodes the layer uses (files, directories, links), each once.
+    pub inodes: f64,
+    /// The filesystem holding it, as cAdvisor labels it: `/dev/<name>`, else `major:minor`.
+    pub device: String,
+    /// That filesystem's size and inodes (statvfs), at the same moment.
+    pub fs: Option<FsUsage>,
+}
+
+/// A container's writable layer with the container's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LayerRow {
+    pub identity: crate::identity::Identity,
+    pub usage: std::sync::Arc<LayerUsage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -27,8 +27,12 @@ use containerd_client::events::{
 };
 use containerd_client::services::v1::{
     Container, GetContainerRequest, GetRequest, ListContainersRequest, ListNamespacesRequest,
-    ListTasksRequest, SubscribeRequest, containers_client::ContainersClient,
-    events_client::EventsClient, namespaces_client::NamespacesClient, tasks_client::TasksClient,
+    ListTasksRequest, SubscribeRequest,
+    containers_client::ContainersClient,
+    events_client::EventsClient,
+    namespaces_client::NamespacesClient,
+    snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
+    tasks_client::TasksClient,
 };
 use containerd_client::tonic::{self, Code, Request, transport::Channel};
 use containerd_client::types::v1::{Process, Status};
@@ -241,13 +245,42 @@ async fn list_namespace(
         .into_inner()
         .tasks;
     let by_container: HashMap<&str, &Process> = tasks.iter().map(|t| (task_owner(t), t)).collect();
-    Ok(containers
-        .into_iter()
-        .map(|c| {
-            let task = by_container.get(c.id.as_str()).copied();
-            meta_from(c, task)
-        })
-        .collect())
+    let mut out = Vec::with_capacity(containers.len());
+    for c in containers {
+        let task = by_container.get(c.id.as_str()).copied();
+        let snapshot = (c.snapshotter.clone(), c.snapshot_key.clone());
+        let mut meta = meta_from(c, task);
+        meta.layer = layer_of(channel, namespace, snapshot).await;
+        out.push(meta);
+    }
+    Ok(out)
+}
+
+/// The writable layer of a container's snapshot: the `upperdir` of its overlay mount.
+async fn layer_of(
+    channel: &Channel,
+    namespace: &str,
+    (snapshotter, key): (String, String),
+) -> Option<String> {
+    if snapshotter.is_empty() || key.is_empty() {
+        return None;
+    }
+    let req = in_ns(namespace, MountsRequest { snapshotter, key }).ok()?;
+    let mounts = SnapshotsClient::new(channel.clone())
+        .mounts(req)
+        .await
+        .ok()?
+        .into_inner()
+        .mounts;
+    upper_dir(&mounts)
+}
+
+/// The `upperdir=` option of an overlay mount.
+pub(crate) fn upper_dir(mounts: &[containerd_client::types::Mount]) -> Option<String> {
+    (mounts.iter())
+        .flat_map(|m| m.options.iter())
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .map(str::to_string)
 }
 
 /// The container a listed task belongs to (containerd fills `id` with it, and `container_id` in newer
@@ -291,7 +324,13 @@ async fn fetch(
         Err(s) if s.code() == Code::NotFound => None,
         Err(e) => return Err(config.unreachable("task get", e)),
     };
-    Ok(Some(meta_from(container, task.as_ref())))
+    let snapshot = (
+        container.snapshotter.clone(),
+        container.snapshot_key.clone(),
+    );
+    let mut meta = meta_from(container, task.as_ref());
+    meta.layer = layer_of(channel, namespace, snapshot).await;
+    Ok(Some(meta))
 }
 
 /// The container an event is about, for the topics that change what the cache holds.
@@ -346,6 +385,7 @@ pub(crate) fn meta_from(c: Container, task: Option<&Process>) -> ContainerMeta {
             .created_at
             .map(|t| t.seconds as f64 + t.nanos as f64 / 1e9),
         cgroup_path,
+        layer: None,
         labels,
         id: c.id,
     }

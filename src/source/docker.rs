@@ -189,8 +189,13 @@ fn meta_from_inspect(
         .and_then(|h| h.status)
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty() && s != "none");
+    let layer = (c.graph_driver.as_ref())
+        .and_then(|g| g.data.get("UpperDir"))
+        .filter(|d| !d.is_empty())
+        .cloned();
     Some(ContainerMeta {
         runtime: engine.name(),
+        layer,
         cgroup_path: Some(engine.cgroup_path(driver, &parent, &id)),
         name: c
             .name
