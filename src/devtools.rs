@@ -143,3 +143,69 @@ pub fn render_cost(n: usize) -> Vec<(&'static str, f64, usize)> {
     })
     .collect()
 }
+
+/// One pass of the layer walker: directory entries visited, bytes measured in all layers, wall seconds,
+/// CPU seconds of the walking thread and the disk blocks (512 bytes) it read.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerPass {
+    pub entries: u64,
+    pub bytes: f64,
+    pub wall: f64,
+    pub cpu: f64,
+    pub blocks_read: u64,
+}
+
+/// (CPU seconds, blocks read) of the calling thread.
+fn thread_usage() -> (f64, u64) {
+    // SAFETY: getrusage fills the zeroed struct.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    (t(r.ru_utime) + t(r.ru_stime), r.ru_inblock as u64)
+}
+
+/// The writable-layer walker over `layers` (host paths), as the background thread runs it, `passes`
+/// times in a row with its directory memory kept between passes, at most `entries_per_second`.
+pub fn layer_passes(
+    layers: &[std::path::PathBuf],
+    entries_per_second: u32,
+    passes: u32,
+) -> Vec<LayerPass> {
+    use crate::identity::ContainerMeta;
+    let store = crate::source::MetaStore::default();
+    for (i, l) in layers.iter().enumerate() {
+        store.upsert(ContainerMeta {
+            runtime: "docker",
+            id: format!("{i:064x}"),
+            state: "running".into(),
+            layer: Some(l.to_string_lossy().into_owned()),
+            ..Default::default()
+        });
+    }
+    let config = crate::layers::Config {
+        interval: Duration::from_secs(60),
+        entries_per_second,
+        rootfs: "/".into(),
+        sysfs: "/sys".into(),
+    };
+    let cache = crate::layers::LayerCache::default();
+    let mut known = std::collections::HashMap::new();
+    let mut budget = crate::layers::Budget::new(entries_per_second);
+    (0..passes)
+        .map(|_| {
+            let (cpu0, blocks0) = thread_usage();
+            let t = Instant::now();
+            let (_, entries) =
+                crate::layers::pass(&config, &store, &cache, &mut known, &mut budget, false);
+            let wall = t.elapsed().as_secs_f64();
+            let (cpu1, blocks1) = thread_usage();
+            LayerPass {
+                entries,
+                bytes: cache.snapshot().values().map(|u| u.bytes).sum(),
+                wall,
+                cpu: cpu1 - cpu0,
+                blocks_read: blocks1 - blocks0,
+            }
+        })
+        .collect()
+}

@@ -65,9 +65,11 @@ fn writable_layer_usage_against_du_and_growth_within_one_interval() {
         .value;
     assert_eq!(
         inodes,
-        sh(&format!("find {upper} -xdev -printf '%i\\n' | sort -u | wc -l"))
-            .parse::<f64>()
-            .unwrap()
+        sh(&format!(
+            "find {upper} -xdev -printf '%i\\n' | sort -u | wc -l"
+        ))
+        .parse::<f64>()
+        .unwrap()
     );
     // The filesystem's size and inodes, as stat -f gives them, under its device name.
     let stat: Vec<f64> = sh(&format!("stat -f -c '%S %b %c' {upper}"))
