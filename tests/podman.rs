@@ -198,11 +198,16 @@ fn containers_pods_and_events_named_from_podmans_api() {
     let infra_id = pm.run(&["pod", "inspect", "-f", "{{.InfraContainerID}}", &pod]);
 
     let e = exporter(&pm, &["--docker.labels=team", "--collector.filesystem"]);
-    let s = scrape_until(&e, 30, "podman's containers named, the layer measured", |s| {
-        one(s, "container_memory_usage_bytes", &member).is_some()
-            && one(s, "container_memory_usage_bytes", &solo).is_some()
-            && one(s, "container_fs_usage_bytes", &solo).is_some()
-    });
+    let s = scrape_until(
+        &e,
+        30,
+        "podman's containers named, the layer measured",
+        |s| {
+            one(s, "container_memory_usage_bytes", &member).is_some()
+                && one(s, "container_memory_usage_bytes", &solo).is_some()
+                && one(s, "container_fs_usage_bytes", &solo).is_some()
+        },
+    );
     assert_eq!(source_up(&s, "podman"), Some(1.0));
 
     // The lone container: its cgroup under libpod_parent, its identity as podman inspect gives it.
@@ -235,10 +240,12 @@ fn containers_pods_and_events_named_from_podmans_api() {
         .args(["-sx", "--block-size=1", &upper])
         .output()
         .unwrap();
-    let du: f64 = (String::from_utf8_lossy(&du.stdout).split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let du: f64 = (String::from_utf8_lossy(&du.stdout)
+        .split_whitespace()
+        .next())
+    .unwrap()
+    .parse()
+    .unwrap();
     assert_eq!(one(&s, "container_fs_usage_bytes", &solo), Some(du));
     // The open-files limit given on `podman run`, as the kernel holds it for the container's process.
     let pid = pm.inspect(&id, "{{.State.Pid}}");
