@@ -158,7 +158,7 @@ pub(crate) fn du(
 }
 
 /// A device number as cAdvisor labels the filesystem: `/dev/<name>` from sysfs, else `major:minor`.
-fn device_label(sysfs: &Path, dev: u64) -> String {
+pub(crate) fn device_label(sysfs: &Path, dev: u64) -> String {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let uevent = sysfs.join(format!("dev/block/{major}:{minor}/uevent"));
     std::fs::read_to_string(uevent)

@@ -306,3 +306,65 @@ fn crio_layouts_named_from_the_pod_api() {
         assert_eq!(sd.labels[l], app.labels[l], "{l}");
     }
 }
+
+/// No runtime source measures the layers here: each container's writable layer comes from the kubelet's
+/// summary (`rootfs`), labelled as the kubelet's cAdvisor labels the same container.
+#[test]
+fn container_rootfs_from_the_summary_when_no_runtime_measures_it() {
+    let summary = load_json(&k8s_fixture("1_35/kubelet/stats/summary"));
+    let recorded = recorded_cadvisor();
+    let (_replay, e) = recorded_kubelet(&[]);
+    let s = until(&e, "filesystem", "the containers' rootfs", |s| {
+        s.iter()
+            .any(|x| x.name == "container_fs_usage_bytes" && x.labels["id"] != "/")
+    });
+    let (mut containers, mut ids) = (0, 0);
+    for p in summary["pods"].as_array().unwrap() {
+        let pod = str_of(p, &["podRef", "name"]);
+        let ns = str_of(p, &["podRef", "namespace"]);
+        for c in p["containers"].as_array().into_iter().flatten() {
+            let Some(used) = c["rootfs"]["usedBytes"].as_f64() else {
+                continue;
+            };
+            let name = str_of(c, &["name"]);
+            let find = |family: &str| {
+                s.iter()
+                    .find(|x| {
+                        x.name == family
+                            && x.labels["pod"] == pod
+                            && x.labels["namespace"] == ns
+                            && x.labels["container"] == name
+                    })
+                    .unwrap_or_else(|| panic!("{family} of {ns}/{pod}/{name}"))
+            };
+            let usage = find("container_fs_usage_bytes");
+            assert_eq!(usage.value, used);
+            assert_eq!(
+                find("container_fs_limit_bytes").value,
+                c["rootfs"]["capacityBytes"].as_f64().unwrap()
+            );
+            assert_eq!(
+                find("stevedore_container_fs_inodes_used").value,
+                c["rootfs"]["inodesUsed"].as_f64().unwrap()
+            );
+            assert_eq!(
+                find("container_fs_inodes_free").value,
+                c["rootfs"]["inodesFree"].as_f64().unwrap()
+            );
+            containers += 1;
+            // The same id and name as the kubelet's cAdvisor series of that container.
+            if let Some(r) = recorded.iter().find(|r| {
+                r.name == "container_cpu_usage_seconds_total"
+                    && r.labels["pod"] == pod
+                    && r.labels["namespace"] == ns
+                    && r.labels["container"] == name
+            }) {
+                assert_eq!(usage.labels["id"], r.labels["id"]);
+                assert_eq!(usage.labels["name"], r.labels["name"]);
+                assert_eq!(usage.labels["image"], r.labels["image"]);
+                ids += 1;
+            }
+        }
+    }
+    assert!(containers > 10 && ids > 10, "{containers} {ids}");
+}

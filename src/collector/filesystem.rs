@@ -36,7 +36,78 @@ fn build(cx: &Context<'_>) -> Result<Built, String> {
             allow: cx.docker_labels(),
         });
     }
+    if let (Some(summary), Some(pods)) = (&cx.shared.summary, &cx.shared.pods) {
+        c.summary = Some((summary.clone(), pods.clone()));
+    }
     Ok(Built::Run(Arc::new(c)))
+}
+
+/// The device of the runtimes' data root on the host (containerd's, CRI-O's, Docker's: the first that
+/// exists), as cAdvisor labels it: the summary does not say where a container's rootfs lives.
+fn runtime_device(paths: &Paths) -> String {
+    use std::os::unix::fs::MetadataExt;
+    ["var/lib/containerd", "var/lib/containers/storage", "var/lib/docker"]
+        .iter()
+        .find_map(|d| std::fs::metadata(paths.rootfs.join(d)).ok())
+        .map(|m| crate::layers::device_label(&paths.sysfs, m.dev()))
+        .unwrap_or_default()
+}
+
+/// The writable layers the kubelet's summary reports (each container's `rootfs`), for the containers the
+/// walker does not measure (CRI-O, or no runtime source): labelled as the kubelet's cAdvisor labels a
+/// container, `id` the cgroupfs-form path `<pod cgroup>/<container id>` and `name` the id.
+fn summary_rows(
+    summary: &crate::source::kubelet::SummaryCache,
+    pods: &crate::source::kubernetes::PodStore,
+    measured: &[LayerRow],
+    columns: usize,
+    device: &str,
+) -> Vec<LayerRow> {
+    use crate::identity::Identity;
+    use crate::source::kubelet::Latest;
+    let Latest::Summary(summary) = summary.get() else {
+        return Vec::new();
+    };
+    let index = crate::source::kubernetes::PodIndex::from_store(pods);
+    let seen: HashSet<&str> = measured.iter().map(|r| r.identity.id.as_str()).collect();
+    let mut rows = Vec::new();
+    for p in &summary.pods {
+        let Some(pod) = index.pod(&p.pod_ref.uid) else { continue };
+        let Some(parent) = pod.cgroup_id() else { continue };
+        for c in &p.containers {
+            let Some(fs) = &c.rootfs else { continue };
+            let Some(info) = pod.containers.iter().find(|i| i.name == c.name) else { continue };
+            let Some(cid) = &info.id else { continue };
+            let id = format!("{parent}/{cid}");
+            if seen.iter().any(|s| s.contains(cid.as_str())) {
+                continue;
+            }
+            let usage = crate::sample::node::LayerUsage {
+                bytes: fs.used_bytes.unwrap_or(f64::NAN),
+                inodes: fs.inodes_used.unwrap_or(f64::NAN),
+                device: device.to_string(),
+                fs: fs.capacity_bytes.map(|size| FsUsage {
+                    size,
+                    free: fs.available_bytes.unwrap_or(f64::NAN),
+                    avail: fs.available_bytes.unwrap_or(f64::NAN),
+                    files: fs.inodes.unwrap_or(f64::NAN),
+                    files_free: fs.inodes_free.unwrap_or(f64::NAN),
+                    read_only: false,
+                }),
+            };
+            let mut identity = Identity::bare(id, columns);
+            identity.name = cid.clone();
+            identity.image = info.image.clone();
+            identity.container = info.name.clone();
+            identity.pod = pod.name.clone();
+            identity.namespace = pod.namespace.clone();
+            rows.push(LayerRow {
+                identity,
+                usage: Arc::new(usage),
+            });
+        }
+    }
+    rows
 }
 
 /// The running containers' writable layers: the background walker's cache, and who each container is.
@@ -132,6 +203,11 @@ pub(crate) struct FilesystemCollector {
     /// The statvfs worker thread (kept between scrapes, replaced when it gets stuck on a mount).
     worker: Mutex<Option<mpsc::Sender<Job>>>,
     layers: Option<Layers>,
+    /// The kubelet's summary and this node's pods: the layers of containers no runtime source measures.
+    summary: Option<(
+        Arc<crate::source::kubelet::SummaryCache>,
+        crate::source::kubernetes::PodStore,
+    )>,
 }
 
 /// One statvfs request for the worker thread.
@@ -187,6 +263,7 @@ impl FilesystemCollector {
             stuck: Arc::new(Mutex::new(HashSet::new())),
             worker: Mutex::new(None),
             layers: None,
+            summary: None,
         }
     }
 
@@ -308,7 +385,13 @@ impl Collector for FilesystemCollector {
             .zip(results)
             .map(|(mount, usage)| FsStat { mount, usage })
             .collect();
-        let (layers, layer_columns) = self.layers.as_ref().map(Layers::rows).unwrap_or_default();
+        let (mut layers, layer_columns) = self.layers.as_ref().map(Layers::rows).unwrap_or_default();
+        if let Some((summary, pods)) = &self.summary {
+            let device = runtime_device(&self.paths);
+            let from_summary = summary_rows(summary, pods, &layers, layer_columns.len(), &device);
+            layers.extend(from_summary);
+            layers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
+        }
         Ok(Box::new(FilesystemSample {
             filesystems,
             disks: self.disks(),

@@ -293,7 +293,7 @@ impl FilesystemSample {
         if !self.layers.is_empty() {
             let mut f = out.gauge(
                 "stevedore_container_fs_inodes_used",
-                "Inodes used by the container's writable layer (files, directories, links), measured in the background.",
+                "Inodes used by the container's writable layer (files, directories, links).",
             )?;
             for row in &self.layers {
                 f.sample_with(

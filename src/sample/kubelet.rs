@@ -62,6 +62,8 @@ pub(crate) struct ContainerStats {
     pub start_time: Option<String>,
     pub cpu: Option<CpuStats>,
     pub memory: Option<MemoryStats>,
+    /// The container's writable layer, as the runtime measures it for the kubelet.
+    pub rootfs: Option<FsStats>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -120,6 +122,7 @@ pub(crate) struct FsStats {
     pub used_bytes: Option<f64>,
     pub inodes_free: Option<f64>,
     pub inodes: Option<f64>,
+    pub inodes_used: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
