@@ -137,8 +137,10 @@ fn image_builds_and_runs_as_the_readme_says() {
         size / 1e6,
         base / 1e6
     );
+    // 19.2 MB before containerd's gRPC client (tonic, prost) came in, 20.2 MB with it; symbols are
+    // kept, so a panic's backtrace names functions.
     assert!(
-        size - base < 20e6,
+        size - base < 22e6,
         "the binary layer is {} bytes",
         size - base
     );
