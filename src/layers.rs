@@ -13,43 +13,14 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::sample::node::LayerUsage;
 use crate::source::MetaStore;
 
 /// The latest figures by container id. Written by the walker, read by the `filesystem` collector.
-#[derive(Debug, Default)]
-pub(crate) struct LayerCache {
-    map: RwLock<Arc<HashMap<String, Arc<LayerUsage>>>>,
-}
-
-impl LayerCache {
-    pub(crate) fn snapshot(&self) -> Arc<HashMap<String, Arc<LayerUsage>>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, id: &str, usage: LayerUsage) {
-        let mut guard = self.map.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = (**guard).clone();
-        next.insert(id.to_string(), Arc::new(usage));
-        *guard = Arc::new(next);
-    }
-
-    /// Drops the containers not in `keep` (gone, or no longer running).
-    fn retain(&self, keep: &HashSet<String>) {
-        let mut guard = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if guard.keys().any(|k| !keep.contains(k)) {
-            let next = guard
-                .iter()
-                .filter(|(k, _)| keep.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            *guard = Arc::new(next);
-        }
-    }
-}
+pub(crate) type LayerCache = crate::source::SnapshotMap<LayerUsage>;
 
 /// Settings of the walker.
 #[derive(Debug, Clone)]
@@ -198,7 +169,7 @@ pub(crate) fn pass(
         .collect();
     let measured_before = cache.snapshot();
     let start = budget.total;
-    let mut measured = 0;
+    let mut fresh: HashMap<String, Arc<LayerUsage>> = HashMap::new();
     for (id, layer) in &live {
         if only_new && measured_before.contains_key(*id) {
             continue;
@@ -211,19 +182,24 @@ pub(crate) fn pass(
         let dev = std::fs::symlink_metadata(&path)
             .map(|m| m.dev())
             .unwrap_or(0);
-        cache.set(
-            id,
-            LayerUsage {
-                bytes: bytes as f64,
-                inodes: inodes as f64,
-                device: device_label(&config.sysfs, dev),
-                fs: crate::sys::statvfs(&path).ok(),
-            },
-        );
-        measured += 1;
+        let usage = LayerUsage {
+            bytes: bytes as f64,
+            inodes: inodes as f64,
+            device: device_label(&config.sysfs, dev),
+            fs: crate::sys::statvfs(&path).ok(),
+        };
+        fresh.insert(id.to_string(), Arc::new(usage));
     }
+    let measured = fresh.len();
     let keep: HashSet<String> = live.iter().map(|(id, _)| id.to_string()).collect();
-    cache.retain(&keep);
+    // One swap per pass: the new figures in, the containers no longer live out.
+    cache.update(|map| {
+        let before = map.len();
+        map.retain(|id, _| keep.contains(id));
+        let changed = map.len() != before || !fresh.is_empty();
+        map.extend(fresh);
+        changed
+    });
     known.retain(|id, _| keep.contains(id));
     (measured, budget.total - start)
 }

@@ -15,17 +15,11 @@ use common::*;
 const SOCKET: &str = "/var/run/docker/containerd/containerd.sock";
 
 fn ctr(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ctr")
-        .args(["-a", SOCKET, "-n", ns])
-        .args(args)
-        .output()
-        .expect("ctr (Debian's containerd)");
-    assert!(
-        out.status.success(),
-        "ctr -n {ns} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    stdout_of(
+        Command::new("ctr")
+            .args(["-a", SOCKET, "-n", ns])
+            .args(args),
+    )
 }
 
 /// A folder with Debian's busybox-static and its applet links: a root filesystem for `ctr run --rootfs`.
@@ -111,11 +105,6 @@ fn exporter(extra: &[&str]) -> Exporter {
     let mut args = vec![address.as_str()];
     args.extend_from_slice(extra);
     docker_exporter(&args)
-}
-
-fn by_id<'a>(s: &'a [Sample], metric: &str, id: &str) -> Option<&'a Sample> {
-    s.iter()
-        .find(|x| x.name == metric && x.labels.get("id").map(String::as_str) == Some(id))
 }
 
 fn v1(path: &str, controller: &str, file: &str) -> std::path::PathBuf {
@@ -258,11 +247,7 @@ impl Drop for Namespace {
         let _ = Command::new("ctr")
             .args(["-a", SOCKET, "namespaces", "rm", &self.0])
             .output();
-        if let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in hs.flatten() {
-                let _ = std::fs::remove_dir(h.path().join(&self.0));
-            }
-        }
+        drop(RemoveCgroups(vec![self.0.clone()]));
     }
 }
 
@@ -354,19 +339,6 @@ fn kubernetes_node_on_containerd() {
     let made_besteffort = !Path::new("/sys/fs/cgroup/memory/kubepods/besteffort").exists();
     let made_kubepods = !Path::new("/sys/fs/cgroup/memory/kubepods").exists();
     let pod_path = format!("/kubepods/besteffort/pod{uid}");
-    struct RemoveCgroups(Vec<String>);
-    impl Drop for RemoveCgroups {
-        fn drop(&mut self) {
-            let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") else {
-                return;
-            };
-            for h in hs.flatten() {
-                for d in &self.0 {
-                    let _ = std::fs::remove_dir(h.path().join(d.trim_start_matches('/')));
-                }
-            }
-        }
-    }
     let mut dirs = vec![pod_path.clone()];
     if made_besteffort {
         dirs.push("/kubepods/besteffort".into());
@@ -470,18 +442,6 @@ fn kubernetes_node_on_containerd() {
         .find_map(|o| o.strip_prefix("upperdir="))
         .unwrap_or_else(|| panic!("no upperdir in {mount}"))
         .to_string();
-    let du = || -> f64 {
-        let out = Command::new("du")
-            .args(["-sx", "--block-size=1", &upper])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     let s = scrape_until(&e, 15, "the app's layer measured", |s| {
         by_id(s, "container_fs_usage_bytes", &app_path).is_some()
     });
@@ -489,7 +449,7 @@ fn kubernetes_node_on_containerd() {
         by_id(&s, "container_fs_usage_bytes", &app_path)
             .unwrap()
             .value,
-        du()
+        du_bytes(&upper)
     );
     // The kubelet's resource names for the pod.
     assert!(

@@ -43,22 +43,7 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
     // labels cri-dockerd sets. One pod per QoS class.
     // runc leaves the parent cgroups it made for --cgroup-parent: remove what this test made, in every
     // hierarchy (rmdir only removes empty cgroups, and the QoS levels only if the test created them).
-    struct RemovePodCgroups {
-        dirs: Vec<String>,
-    }
-    impl Drop for RemovePodCgroups {
-        fn drop(&mut self) {
-            let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-                return;
-            };
-            for h in hierarchies.flatten() {
-                for d in &self.dirs {
-                    let _ = std::fs::remove_dir(h.path().join(d.trim_start_matches('/')));
-                }
-            }
-        }
-    }
-    let mut cleanup = RemovePodCgroups { dirs: Vec::new() };
+    let mut cleanup = RemoveCgroups(Vec::new());
     let made_kubepods = !std::path::Path::new("/sys/fs/cgroup/memory/kubepods").exists();
     struct Pod {
         qos: &'static str,
@@ -82,13 +67,13 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
         } else {
             format!("/kubepods/{qos}/pod{uid}")
         };
-        cleanup.dirs.push(parent.clone());
+        cleanup.0.push(parent.clone());
         if qos != "guaranteed"
             && !std::path::Path::new("/sys/fs/cgroup/memory/kubepods")
                 .join(qos)
                 .exists()
         {
-            cleanup.dirs.push(format!("/kubepods/{qos}"));
+            cleanup.0.push(format!("/kubepods/{qos}"));
         }
         let name = format!("web-{qos}");
         let labels = |container: &str| {
@@ -133,7 +118,7 @@ fn kubelet_cgroup_layout_and_cri_labels_give_pod_attribution() {
         });
     }
     if made_kubepods {
-        cleanup.dirs.push("/kubepods".into());
+        cleanup.0.push("/kubepods".into());
     }
     let e = docker_exporter(&[]);
     let s = scrape_until(&e, 30, "pod and container series", |s| {

@@ -16,12 +16,7 @@ fn cgroup_attribution_of_the_recorded_node_both_drivers() {
         panic!("needs the cgroup v1 hierarchies of this machine kind (root)");
     }
     let recorded = recorded_cadvisor();
-    let cpu: Vec<&Sample> = recorded
-        .iter()
-        .filter(|r| {
-            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
-        })
-        .collect();
+    let cpu = recorded_pod_cpu(&recorded);
     let ids: Vec<String> = cpu.iter().map(|r| r.labels["id"].clone()).collect();
     assert!(ids.len() > 40, "{}", ids.len());
     // One pod also in the systemd driver's form.
@@ -106,11 +101,8 @@ fn pod_labels_only_through_the_allowlist_sanitized() {
     let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
     let pods = load_json(&k8s_fixture("1_35/kubelet/pods"));
     let items = pods["items"].as_array().unwrap();
-    let ids: Vec<String> = recorded_cadvisor()
+    let ids: Vec<String> = recorded_pod_cpu(&recorded_cadvisor())
         .iter()
-        .filter(|r| {
-            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
-        })
         .map(|r| r.labels["id"].clone())
         .collect();
     let _dirs = CgroupDirs::make(&ids);
@@ -207,12 +199,7 @@ fn pod_labels_only_through_the_allowlist_sanitized() {
 fn crio_layouts_named_from_the_pod_api() {
     let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
     let recorded = recorded_cadvisor();
-    let cpu: Vec<&Sample> = recorded
-        .iter()
-        .filter(|r| {
-            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
-        })
-        .collect();
+    let cpu = recorded_pod_cpu(&recorded);
     // (recorded series, its cgroup in CRI-O's cgroupfs form); pod cgroups stay as they are.
     let crio = |id: &str| -> String {
         let (parent, last) = id.rsplit_once('/').unwrap();
@@ -252,21 +239,7 @@ fn crio_layouts_named_from_the_pod_api() {
     let payload = std::fs::read_to_string(k8s_fixture("1_35/kubelet/pods")).unwrap();
     assert!(payload.contains("containerd://"));
     std::fs::write(&pods_path, payload.replace("containerd://", "cri-o://")).unwrap();
-    let replay = Replay::start(&[
-        "--kubelet-pods",
-        pods_path.to_str().unwrap(),
-        "--summary",
-        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
-    ]);
-    let url = replay.url();
-    let e = Exporter::start(&[
-        "--kubelet.url",
-        &url,
-        "--kubelet.interval=1s",
-        "--kubernetes.pods-from=kubelet",
-        "--no-collector.docker",
-        "--collect.min-age=0",
-    ]);
+    let (_replay, e) = recorded_kubelet_with_pods(&pods_path, &[]);
     let app_crio = crio(&app.labels["id"]);
     let s = until(&e, "cgroup", "CRI-O containers attributed", |s| {
         s.iter().any(|x| {

@@ -9,23 +9,7 @@ use std::process::Command;
 use common::*;
 
 fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// `du -sx --block-size=1` of a directory (GNU du: allocated bytes, each inode once).
-fn du(dir: &str) -> f64 {
-    sh(&format!("du -sx --block-size=1 {dir}"))
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    stdout_of(Command::new("sh").arg("-c").arg(cmd))
 }
 
 fn series<'a>(s: &'a [Sample], metric: &str, c: &Container) -> Option<&'a Sample> {
@@ -59,7 +43,7 @@ fn writable_layer_usage_against_du_and_growth_within_one_interval() {
     let usage = series(&s, "container_fs_usage_bytes", &c).unwrap();
     assert_eq!(usage.labels["id"], c.cgroup());
     assert_eq!(usage.labels["image"], IMAGE);
-    assert_eq!(usage.value, du(&upper));
+    assert_eq!(usage.value, du_bytes(&upper));
     let inodes = series(&s, "stevedore_container_fs_inodes_used", &c)
         .unwrap()
         .value;
@@ -93,9 +77,9 @@ fn writable_layer_usage_against_du_and_growth_within_one_interval() {
 
     // N MiB written inside the container: the usage grows by N MiB within one interval.
     const N: u64 = 12;
-    let before = du(&upper);
+    let before = du_bytes(&upper);
     c.exec(&format!("head -c {} /dev/urandom > /d/e/blob", N << 20));
-    let grown = du(&upper);
+    let grown = du_bytes(&upper);
     assert!(grown - before >= (N << 20) as f64, "du {before} -> {grown}");
     // One interval, and 3 s for the walk and the scrape.
     let s = scrape_until(&e, INTERVAL + 3, "the write measured", |s| {

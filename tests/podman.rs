@@ -81,17 +81,11 @@ impl Podman {
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("podman")
-            .env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
-            .args(args)
-            .output()
-            .expect("podman");
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_of(
+            Command::new("podman")
+                .env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+                .args(args),
+        )
     }
 
     fn inspect(&self, what: &str, format: &str) -> String {
@@ -148,11 +142,6 @@ fn exporter(podman: &Podman, extra: &[&str]) -> Exporter {
     ];
     args.extend_from_slice(extra);
     Exporter::start(&args)
-}
-
-fn by_id<'a>(s: &'a [Sample], metric: &str, id: &str) -> Option<&'a Sample> {
-    s.iter()
-        .find(|x| x.name == metric && x.labels.get("id").map(String::as_str) == Some(id))
 }
 
 fn source_up(s: &[Sample], source: &str) -> Option<f64> {
@@ -244,17 +233,10 @@ fn containers_pods_and_events_named_from_podmans_api() {
     );
     // Its writable layer: the upper directory podman inspect names, against du.
     let upper = pm.inspect(&id, "{{.GraphDriver.Data.UpperDir}}");
-    let du = Command::new("du")
-        .args(["-sx", "--block-size=1", &upper])
-        .output()
-        .unwrap();
-    let du: f64 = (String::from_utf8_lossy(&du.stdout)
-        .split_whitespace()
-        .next())
-    .unwrap()
-    .parse()
-    .unwrap();
-    assert_eq!(one(&s, "container_fs_usage_bytes", &solo), Some(du));
+    assert_eq!(
+        one(&s, "container_fs_usage_bytes", &solo),
+        Some(du_bytes(&upper))
+    );
     // The open-files limit given on `podman run`, as the kernel holds it for the container's process.
     let pid = pm.inspect(&id, "{{.State.Pid}}");
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();

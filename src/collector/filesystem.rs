@@ -59,7 +59,7 @@ fn runtime_device(paths: &Paths) -> String {
 fn summary_rows(
     summary: &crate::source::kubelet::SummaryCache,
     pods: &crate::source::kubernetes::PodStore,
-    measured: &[LayerRow],
+    measured: &HashSet<String>,
     columns: usize,
     device: &str,
 ) -> Vec<LayerRow> {
@@ -69,7 +69,6 @@ fn summary_rows(
         return Vec::new();
     };
     let index = crate::source::kubernetes::PodIndex::from_store(pods);
-    let seen: HashSet<&str> = measured.iter().map(|r| r.identity.id.as_str()).collect();
     let mut rows = Vec::new();
     for p in &summary.pods {
         let Some(pod) = index.pod(&p.pod_ref.uid) else { continue };
@@ -78,10 +77,10 @@ fn summary_rows(
             let Some(fs) = &c.rootfs else { continue };
             let Some(info) = pod.containers.iter().find(|i| i.name == c.name) else { continue };
             let Some(cid) = &info.id else { continue };
-            let id = format!("{parent}/{cid}");
-            if seen.iter().any(|s| s.contains(cid.as_str())) {
+            if measured.contains(cid) {
                 continue;
             }
+            let id = format!("{parent}/{cid}");
             let usage = crate::sample::node::LayerUsage {
                 bytes: fs.used_bytes.unwrap_or(f64::NAN),
                 inodes: fs.inodes_used.unwrap_or(f64::NAN),
@@ -119,13 +118,15 @@ struct Layers {
 
 impl Layers {
     /// The measured layers of the containers the runtimes still know, with their identity (as the
-    /// `docker` collector's state series label them), sorted by `id`.
-    fn rows(&self) -> (Vec<LayerRow>, Vec<(String, String)>) {
+    /// `docker` collector's state series label them), sorted by `id`; and those containers' ids.
+    fn rows(&self) -> (Vec<LayerRow>, Vec<(String, String)>, HashSet<String>) {
         let metas = self.meta.snapshot();
         let columns = self.allow.columns(metas.values().map(|m| &**m));
+        let mut ids = HashSet::new();
         let mut rows: Vec<LayerRow> = (self.cache.snapshot().iter())
             .filter_map(|(id, usage)| {
                 let meta = metas.get(id)?;
+                ids.insert(id.clone());
                 let path = (meta.cgroup_path.clone()).unwrap_or_else(|| format!("/docker/{id}"));
                 Some(LayerRow {
                     identity: crate::identity::Identity::from_meta(path, meta, &columns),
@@ -134,7 +135,7 @@ impl Layers {
             })
             .collect();
         rows.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
-        (rows, columns)
+        (rows, columns, ids)
     }
 }
 
@@ -208,6 +209,8 @@ pub(crate) struct FilesystemCollector {
         Arc<crate::source::kubelet::SummaryCache>,
         crate::source::kubernetes::PodStore,
     )>,
+    /// The device of the runtimes' data root, looked up once (at the first scrape that needs it).
+    runtime_device: std::sync::OnceLock<String>,
 }
 
 /// One statvfs request for the worker thread.
@@ -264,6 +267,7 @@ impl FilesystemCollector {
             worker: Mutex::new(None),
             layers: None,
             summary: None,
+            runtime_device: std::sync::OnceLock::new(),
         }
     }
 
@@ -385,10 +389,11 @@ impl Collector for FilesystemCollector {
             .zip(results)
             .map(|(mount, usage)| FsStat { mount, usage })
             .collect();
-        let (mut layers, layer_columns) = self.layers.as_ref().map(Layers::rows).unwrap_or_default();
+        let (mut layers, layer_columns, measured) =
+            self.layers.as_ref().map(Layers::rows).unwrap_or_default();
         if let Some((summary, pods)) = &self.summary {
-            let device = runtime_device(&self.paths);
-            let from_summary = summary_rows(summary, pods, &layers, layer_columns.len(), &device);
+            let device = self.runtime_device.get_or_init(|| runtime_device(&self.paths));
+            let from_summary = summary_rows(summary, pods, &measured, layer_columns.len(), device);
             layers.extend(from_summary);
             layers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
         }

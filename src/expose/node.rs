@@ -270,24 +270,23 @@ impl FilesystemSample {
             .filter(|(device, _)| seen.insert(*device))
             .collect();
         self.expose_root_io(out, &devices)?;
+        // Each running container's label set, built once for the five families below.
+        let layer_labels: Vec<_> = (self.layers.iter())
+            .map(|row| row.identity.labels(&self.layer_columns))
+            .collect();
         for (name, help, get) in families {
             let mut f = out.gauge(name, help)?;
             for (device, u) in &devices {
                 f.sample(&root_labels(device)[..], get(u))?;
             }
             // Each running container's writable layer: its usage, and its filesystem's size and inodes.
-            for row in &self.layers {
+            for (row, labels) in self.layers.iter().zip(&layer_labels) {
                 let v = match &row.usage.fs {
                     _ if name == "container_fs_usage_bytes" => row.usage.bytes,
                     Some(fs) => get(fs),
                     None => continue,
                 };
-                f.sample_with(
-                    &row.identity.labels(&self.layer_columns),
-                    &["device"],
-                    &[&row.usage.device],
-                    v,
-                )?;
+                f.sample_with(labels, &["device"], &[&row.usage.device], v)?;
             }
         }
         if !self.layers.is_empty() {
@@ -295,13 +294,8 @@ impl FilesystemSample {
                 "stevedore_container_fs_inodes_used",
                 "Inodes used by the container's writable layer (files, directories, links).",
             )?;
-            for row in &self.layers {
-                f.sample_with(
-                    &row.identity.labels(&self.layer_columns),
-                    &["device"],
-                    &[&row.usage.device],
-                    row.usage.inodes,
-                )?;
+            for (row, labels) in self.layers.iter().zip(&layer_labels) {
+                f.sample_with(labels, &["device"], &[&row.usage.device], row.usage.inodes)?;
             }
         }
         Ok(())

@@ -80,25 +80,8 @@ pub(crate) fn spawn(config: Config, store: Arc<MetaStore>, health: Arc<Health>) 
     tokio::spawn(run(config, store, health));
 }
 
-/// A connection that stayed up this long resets the reconnect backoff.
-const STABLE: Duration = Duration::from_secs(30);
-
 async fn run(config: Config, store: Arc<MetaStore>, health: Arc<Health>) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let started = std::time::Instant::now();
-        let result = sync_and_follow(&config, &store, &health).await;
-        if started.elapsed() >= STABLE {
-            backoff = Duration::from_millis(500);
-        }
-        let err = result.err().unwrap_or_else(|| SourceError::Other {
-            what: "containerd events stream".into(),
-            detail: "ended; cgroup metrics keep flowing with the names already known".into(),
-        });
-        health.fail(&err);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
+    super::follow_forever(NAME, &health, || sync_and_follow(&config, &store, &health)).await
 }
 
 /// A request in one containerd namespace (the `containerd-namespace` header).

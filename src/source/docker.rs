@@ -79,19 +79,7 @@ pub(crate) struct StatsSample {
 }
 
 /// Latest stats-API figures by container id.
-#[derive(Debug, Default)]
-pub(crate) struct StatsCache {
-    map: std::sync::RwLock<Arc<HashMap<String, Arc<StatsSample>>>>,
-}
-
-impl StatsCache {
-    pub(crate) fn snapshot(&self) -> Arc<HashMap<String, Arc<StatsSample>>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    fn replace(&self, m: HashMap<String, Arc<StatsSample>>) {
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
-    }
-}
+pub(crate) type StatsCache = super::SnapshotMap<StatsSample>;
 
 fn connect(host: &Option<String>) -> Result<Docker, bollard::errors::Error> {
     match host.as_deref() {
@@ -230,27 +218,12 @@ pub(crate) fn spawn(
     }
 }
 
-/// A connection that stayed up at least this long resets the reconnect backoff; one that ends sooner
-/// (a daemon that accepts and drops the events stream) keeps backing off.
-const STABLE: Duration = Duration::from_secs(30);
-
 /// Keeps the identity cache current for as long as the process runs.
 async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let started = std::time::Instant::now();
-        let result = sync_and_follow(&config, &store, &health).await;
-        if started.elapsed() >= STABLE {
-            backoff = Duration::from_millis(500);
-        }
-        let err = result.err().unwrap_or_else(|| SourceError::Other {
-            what: format!("{} events stream", config.engine.name()),
-            detail: "ended; cgroup metrics keep flowing with the names already known".into(),
-        });
-        health.fail(&err);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
+    super::follow_forever(config.engine.name(), &health, || {
+        sync_and_follow(&config, &store, &health)
+    })
+    .await
 }
 
 /// A failed Docker (or Podman) API call, with what to check.

@@ -354,9 +354,14 @@ pub fn check_summary(summary: &Value, s: &[Sample]) -> (usize, usize) {
 /// The replay server with the recorded 1.35 kubelet (`/pods`, `/stats/summary`), and an exporter that reads
 /// its pods from it (`--kubernetes.pods-from=kubelet`, no Docker) with `extra` flags.
 pub fn recorded_kubelet(extra: &[&str]) -> (Replay, Exporter) {
+    recorded_kubelet_with_pods(&k8s_fixture("1_35/kubelet/pods"), extra)
+}
+
+/// As [`recorded_kubelet`], with `/pods` answered from `pods`.
+pub fn recorded_kubelet_with_pods(pods: &Path, extra: &[&str]) -> (Replay, Exporter) {
     let replay = Replay::start(&[
         "--kubelet-pods",
-        k8s_fixture("1_35/kubelet/pods").to_str().unwrap(),
+        pods.to_str().unwrap(),
         "--summary",
         k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
     ]);
@@ -372,6 +377,16 @@ pub fn recorded_kubelet(extra: &[&str]) -> (Replay, Exporter) {
     args.extend_from_slice(extra);
     let e = Exporter::start(&args);
     (replay, e)
+}
+
+/// The recorded `container_cpu_usage_seconds_total` series of pod and container cgroups.
+pub fn recorded_pod_cpu(recorded: &[Sample]) -> Vec<&Sample> {
+    recorded
+        .iter()
+        .filter(|r| {
+            r.name == "container_cpu_usage_seconds_total" && r.labels["id"].contains("/pod")
+        })
+        .collect()
 }
 
 /// The recorded /metrics/cadvisor of the same node and moment as the 1.35 summary and pod list.

@@ -343,16 +343,50 @@ pub fn promtool_problems(body: &str) -> Vec<String> {
 pub const IMAGE: &str = "stevedore-test/busybox:latest";
 
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
+    stdout_of(Command::new("docker").args(args))
+}
+
+/// Runs a command that must succeed; its standard output, trimmed. A failure names the command and
+/// shows its standard error.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd
         .output()
-        .expect("docker CLI (Debian's docker.io)");
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? scripts/test installs it)"));
     assert!(
         out.status.success(),
-        "docker {args:?} failed: {}",
+        "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The series of `metric` whose `id` label is `id`.
+pub fn by_id<'a>(s: &'a [Sample], metric: &str, id: &str) -> Option<&'a Sample> {
+    s.iter()
+        .find(|x| x.name == metric && x.labels.get("id").map(String::as_str) == Some(id))
+}
+
+/// `du -sx --block-size=1` of a directory (GNU du: allocated bytes, each inode once).
+pub fn du_bytes(dir: &str) -> f64 {
+    let out = stdout_of(Command::new("du").args(["-sx", "--block-size=1", dir]));
+    out.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Cgroups a runtime made for a test (parents of `--cgroup-parent`, containerd's namespace folder),
+/// removed on drop in every hierarchy. rmdir only removes empty cgroups.
+pub struct RemoveCgroups(pub Vec<String>);
+
+impl Drop for RemoveCgroups {
+    fn drop(&mut self) {
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        for h in hierarchies.flatten() {
+            for d in &self.0 {
+                let _ = std::fs::remove_dir(h.path().join(d.trim_start_matches('/')));
+            }
+        }
+    }
 }
 
 pub fn ensure_image() {
