@@ -88,15 +88,20 @@ fn idle_connections_past_the_cap_are_refused_logged_and_expire() {
     ]);
     let pid = e.child.id();
     let before = open_fds(pid);
+    let start = Instant::now();
     let mut idle: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(&e.addr).unwrap())
         .collect();
+    // Past the listen backlog a connect waits for its SYN to be retried (1 s, then 3 s): the last ones may
+    // be accepted, and held for their own 2 s, seconds after the first. Deadlines count from here.
+    let connected = Instant::now();
+    println!("1000 connects took {:?}", start.elapsed());
     std::thread::sleep(Duration::from_millis(500));
     let during = open_fds(pid);
     println!("1000 idle connections: exporter fds {before} before, {during} during");
     assert!(during <= before + 64 + 5, "fds {during} with a cap of 64");
     // Within the header timeout the held ones are closed too, and a normal client is served.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = connected + Duration::from_secs(10);
     while !healthy(&e) {
         assert!(
             Instant::now() < deadline,
@@ -104,8 +109,27 @@ fn idle_connections_past_the_cap_are_refused_logged_and_expire() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let open = idle.iter_mut().map(closed).filter(|c| !c).count();
-    assert_eq!(open, 0, "idle connections still held after the timeout");
+    println!("a normal client served after {:?}", start.elapsed());
+    // The held ones expire one by one as their own 2 s run out, the normal client possibly getting in
+    // at the first: all must be closed within the timeout and a margin for a loaded machine.
+    let deadline = connected + Duration::from_secs(12);
+    let mut open = Vec::new();
+    while Instant::now() < deadline {
+        idle.retain_mut(|s| !closed(s));
+        open.push(idle.len());
+        if idle.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "still open, polled from the first normal scrape on: {open:?} after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        idle.is_empty(),
+        "idle connections still held after the timeout: {open:?}"
+    );
     let log = e.drain_log();
     // Logged once per episode of refusals (the cap may be reached again as the held ones expire), never
     // once per refused connection: 936 were refused here.
