@@ -88,6 +88,7 @@ fn entry(i: usize) -> ContainerEntry {
                 max: Some(0.0),
             }),
             pressure: None,
+            hugetlb: Vec::new(),
         },
         procs: Some(ProcStats {
             processes: 1.0,

@@ -4,6 +4,7 @@
 
 pub(crate) mod classify;
 pub(crate) mod files;
+pub(crate) mod hugetlb;
 pub(crate) mod v1;
 pub(crate) mod v2;
 
@@ -16,10 +17,11 @@ use std::path::{Path, PathBuf};
 pub(crate) use classify::{Kind, classify};
 pub(crate) use files::*;
 
-use crate::sample::container::{CgroupStats, SpecStats};
+use crate::sample::container::{CgroupStats, HugetlbStats, SpecStats};
 
 /// Controllers Stevedore reads on v1.
-pub(crate) const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "blkio", "pids"];
+pub(crate) const V1_CONTROLLERS: [&str; 6] =
+    ["cpu", "cpuacct", "memory", "blkio", "pids", "hugetlb"];
 
 /// How cgroups are mounted, as seen in `<sysfs>/fs/cgroup`.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +143,26 @@ impl Layout {
                 s
             }
             Layout::V2 { root } => v2::read(&join(root, rel), is_root, spec, files),
+        }
+    }
+
+    /// A cgroup's huge pages of each size in `sizes` (the host's pools, [`hugetlb::pool_sizes`]), where it
+    /// has the hugetlb controller.
+    pub(crate) fn hugetlb(
+        &self,
+        rel: &str,
+        sizes: &[String],
+        files: &mut Files,
+    ) -> Vec<HugetlbStats> {
+        if sizes.is_empty() {
+            return Vec::new();
+        }
+        match self {
+            Layout::V1 { controllers, .. } => controllers
+                .get("hugetlb")
+                .map(|r| hugetlb::read_v1(&join(r, rel), sizes, files))
+                .unwrap_or_default(),
+            Layout::V2 { root } => hugetlb::read_v2(&join(root, rel), sizes, files),
         }
     }
 

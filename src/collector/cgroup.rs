@@ -522,7 +522,12 @@ fn in_workers<J, R: Send>(
 }
 
 impl CgroupCollector {
-    fn read_all(&self, layout: &Layout, found: Vec<Found>) -> Result<Vec<Raw>, CollectError> {
+    fn read_all(
+        &self,
+        layout: &Layout,
+        found: Vec<Found>,
+        hugepage_sizes: &[String],
+    ) -> Result<Vec<Raw>, CollectError> {
         // Each cgroup's state goes with it to the worker that reads it. The states of cgroups no longer
         // found are dropped here (their kept files closed); a cgroup made again under the same path (a
         // new inode) starts with a fresh one.
@@ -559,7 +564,8 @@ impl CgroupCollector {
                 Some(k) => Files::kept(buf, k),
                 None => Files::plain(buf),
             };
-            let stats = layout.read_with_spec(&f.path, is_root, cached, &mut files);
+            let mut stats = layout.read_with_spec(&f.path, is_root, cached, &mut files);
+            stats.hugetlb = layout.hugetlb(&f.path, hugepage_sizes, &mut files);
             let pids = if is_root {
                 Vec::new()
             } else {
@@ -603,7 +609,8 @@ impl CgroupCollector {
         if let Some(uid) = &self.only_pod {
             found.retain(|f| in_pod(&f.kind, uid));
         }
-        let raws = self.read_all(layout, found)?;
+        let sizes = cgroup::hugetlb::pool_sizes(&self.paths.sys("kernel/mm/hugepages"));
+        let raws = self.read_all(layout, found, &sizes)?;
         let devices = device_names(&self.paths);
         let owners = network_owners(&raws, netns(&self.paths, 1));
         let index = (self.pods.as_ref())

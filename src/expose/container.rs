@@ -13,7 +13,7 @@ use super::{Exposable, Family, Out};
 use crate::parse::Psi;
 use crate::sample::container::{
     BlkioDevice, CgroupStats, ContainerEntry, ContainersSample, CpuStats, DOCKER_STATES,
-    DockerContainer, DockerSample, Interface, Level, MemoryStats, stat_index,
+    DockerContainer, DockerSample, HugetlbStats, Interface, Level, MemoryStats, stat_index,
 };
 
 /// Counter or gauge. Counters are named without `_total` (the encoder adds it).
@@ -101,6 +101,14 @@ fn blkio_usage(e: &ContainerEntry, emit: &mut Emit<'_>) {
             if let Some(v) = v {
                 emit(&[&d.device, &major, &minor, op], v);
             }
+        }
+    }
+}
+
+fn per_pagesize(e: &ContainerEntry, emit: &mut Emit<'_>, get: fn(&HugetlbStats) -> Option<f64>) {
+    for h in &e.stats.hugetlb {
+        if let Some(v) = get(h) {
+            emit(&[&h.pagesize], v);
         }
     }
 }
@@ -248,6 +256,38 @@ pub(crate) const FAMILIES: &[Row] = &[
         "container_memory_file_writeback_bytes",
         "Size of file-backed memory being written back to disk in bytes.",
         One(|e| mem(e)?.stat(const { stat_index("file_writeback") })),
+    ),
+    with(
+        gauge(
+            "container_hugetlb_usage_bytes",
+            "Current hugepage usage in bytes",
+            Many(|e, emit| per_pagesize(e, emit, |h| h.usage)),
+        ),
+        &["pagesize"],
+    ),
+    with(
+        gauge(
+            "container_hugetlb_max_usage_bytes",
+            "Maximum hugepage usage recorded in bytes",
+            Many(|e, emit| per_pagesize(e, emit, |h| h.max_usage)),
+        ),
+        &["pagesize"],
+    ),
+    with(
+        counter(
+            "container_hugetlb_failcnt",
+            "Number of hugepage usage hits limits",
+            Many(|e, emit| per_pagesize(e, emit, |h| h.failcnt)),
+        ),
+        &["pagesize"],
+    ),
+    with(
+        gauge(
+            "stevedore_container_hugetlb_limit_bytes",
+            "Hugepage limit in bytes per page size (0: no limit).",
+            Many(|e, emit| per_pagesize(e, emit, |h| h.limit)),
+        ),
+        &["pagesize"],
     ),
     counter(
         "container_memory_pgscan",

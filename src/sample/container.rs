@@ -146,6 +146,21 @@ pub(crate) struct CgroupStats {
     pub blkio: Vec<BlkioDevice>,
     pub pids: Option<PidsStats>,
     pub pressure: Option<PressureStats>,
+    /// One per huge page size the host has a pool of, where the cgroup has the hugetlb controller.
+    pub hugetlb: Vec<HugetlbStats>,
+}
+
+/// A cgroup's use of one huge page size (`pagesize` as cAdvisor writes it: `2MB`, `1GB`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct HugetlbStats {
+    pub pagesize: String,
+    pub usage: Option<f64>,
+    /// v1 only (`max_usage_in_bytes`).
+    pub max_usage: Option<f64>,
+    /// Allocations refused at the limit: v1 `failcnt`, v2 the `max` count of `hugetlb.<size>.events`.
+    pub failcnt: Option<f64>,
+    /// 0 where there is none, as for memory.
+    pub limit: Option<f64>,
 }
 
 impl CgroupStats {
