@@ -78,25 +78,16 @@ pub(crate) struct PodIndex {
 
 impl PodIndex {
     pub(crate) fn build(pods: &[Arc<Pod>]) -> PodIndex {
-        let mut idx = PodIndex::default();
-        for p in pods {
-            let info = pod_info(p);
-            if info.uid.is_empty() {
-                continue;
-            }
-            let i = idx.pods.len();
-            idx.by_uid.insert(info.uid.clone(), i);
-            for (j, c) in info.containers.iter().enumerate() {
-                if let Some(id) = &c.id {
-                    idx.by_container.insert(id.clone(), (i, j));
-                }
-            }
-            idx.pods.push(info);
-        }
+        let mut idx = PodIndex {
+            pods: pods
+                .iter()
+                .map(|p| pod_info(p))
+                .filter(|info| !info.uid.is_empty())
+                .collect(),
+            ..Default::default()
+        };
         idx.pods
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        idx.by_uid.clear();
-        idx.by_container.clear();
         for (i, p) in idx.pods.iter().enumerate() {
             idx.by_uid.insert(p.uid.clone(), i);
             for (j, c) in p.containers.iter().enumerate() {
@@ -108,8 +99,23 @@ impl PodIndex {
         idx
     }
 
-    pub(crate) fn from_store(store: &PodStore) -> PodIndex {
-        PodIndex::build(&store.state())
+    /// The index of the store's pods, built again only when the store changed since the last call (every
+    /// collector of a scrape asks for it, and most scrapes see no pod change). The pods of the last build are
+    /// kept, so an unchanged list of the same `Arc`s means unchanged pods.
+    pub(crate) fn from_store(store: &PodStore) -> Arc<PodIndex> {
+        type Last = Option<(Vec<Arc<Pod>>, Arc<PodIndex>)>;
+        static LAST: std::sync::Mutex<Last> = std::sync::Mutex::new(None);
+        let pods = store.state();
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, idx)) = last.as_ref()
+            && seen.len() == pods.len()
+            && seen.iter().zip(&pods).all(|(a, b)| Arc::ptr_eq(a, b))
+        {
+            return idx.clone();
+        }
+        let idx = Arc::new(PodIndex::build(&pods));
+        *last = Some((pods, idx.clone()));
+        idx
     }
 
     pub(crate) fn pod(&self, uid: &str) -> Option<&PodInfo> {
@@ -435,6 +441,34 @@ mod tests {
         assert_eq!(quantity("1e3"), Some(1000.0));
         assert_eq!(quantity("12Qi"), None);
         assert_eq!(quantity(""), None);
+    }
+
+    #[test]
+    fn the_index_is_built_again_only_when_the_store_changed() {
+        let text = std::fs::read_to_string(
+            crate::testutil::fixtures_dir().join("nri-kubernetes/1_35/kubelet/pods"),
+        )
+        .unwrap();
+        let (pods, bad) = parse_pod_list(&text).unwrap();
+        assert_eq!(bad, 0);
+        let (store, mut writer) = reflector::store::<Pod>();
+        replace_all(&mut writer, pods.clone());
+        let first = PodIndex::from_store(&store);
+        assert_eq!(first.pods.len(), pods.len());
+        assert!(Arc::ptr_eq(&first, &PodIndex::from_store(&store)));
+        // One pod changed (a new status): a new index, with that pod's new figures.
+        let mut changed = pods[0].clone();
+        let uid = changed.metadata.uid.clone().unwrap();
+        changed
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("sdtest".into(), "changed".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(changed));
+        let second = PodIndex::from_store(&store);
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.pod(&uid).unwrap().label("sdtest"), "changed");
+        assert_eq!(first.pod(&uid).unwrap().label("sdtest"), "");
     }
 
     #[test]
