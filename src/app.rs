@@ -265,7 +265,7 @@ fn start_layers(config: &cli::Config, shared: &mut collector::Shared) {
             interval: flags.fs_layers_interval,
             entries_per_second: flags.fs_layers_entries_per_second,
             rootfs: flags.rootfs.clone(),
-            sysfs: flags.sysfs.clone(),
+            procfs: flags.procfs.clone(),
         },
         meta.clone(),
         cache.clone(),

@@ -187,7 +187,7 @@ pub fn layer_passes(
         interval: Duration::from_secs(60),
         entries_per_second,
         rootfs: "/".into(),
-        sysfs: "/sys".into(),
+        procfs: "/proc".into(),
     };
     let cache = crate::layers::LayerCache::default();
     let mut known = std::collections::HashMap::new();

@@ -30,8 +30,8 @@ pub(crate) struct Config {
     pub entries_per_second: u32,
     /// The host's root (`--path.rootfs`): layer paths are the host's.
     pub rootfs: PathBuf,
-    /// `--path.sysfs`, for device names.
-    pub sysfs: PathBuf,
+    /// `--path.procfs`, for device names (/proc/diskstats).
+    pub procfs: PathBuf,
 }
 
 /// Spends the I/O budget: after `rate` entries within a second, waits for the second to end.
@@ -80,13 +80,17 @@ pub(crate) struct Known {
     dirs: HashMap<PathBuf, DirState>,
 }
 
-/// `du -sx` of `root`: (bytes allocated, inodes). `known` is updated with what was read; directories it
-/// holds unchanged are not read again.
-pub(crate) fn du(
-    root: &Path,
-    budget: &mut Budget,
-    known: &mut Known,
-) -> std::io::Result<(u64, u64)> {
+/// What [`du`] found: bytes allocated, inodes, and the device (`st_dev`) of the walked filesystem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Usage {
+    pub bytes: u64,
+    pub inodes: u64,
+    pub dev: u64,
+}
+
+/// `du -sx` of `root`. `known` is updated with what was read; directories it holds unchanged are not read
+/// again.
+pub(crate) fn du(root: &Path, budget: &mut Budget, known: &mut Known) -> std::io::Result<Usage> {
     let top = std::fs::symlink_metadata(root)?;
     let dev = top.dev();
     let mut seen_links: HashSet<u64> = HashSet::new();
@@ -125,21 +129,7 @@ pub(crate) fn du(
         next.insert(dir, DirState { stamp, entries });
     }
     known.dirs = next;
-    Ok((bytes, inodes))
-}
-
-/// A device number as cAdvisor labels the filesystem: `/dev/<name>` from sysfs, else `major:minor`.
-pub(crate) fn device_label(sysfs: &Path, dev: u64) -> String {
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let uevent = sysfs.join(format!("dev/block/{major}:{minor}/uevent"));
-    std::fs::read_to_string(uevent)
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("DEVNAME="))
-                .map(|n| format!("/dev/{n}"))
-        })
-        .unwrap_or_else(|| format!("{major}:{minor}"))
+    Ok(Usage { bytes, inodes, dev })
 }
 
 /// The states in which a container has a cgroup, so its layer is reported.
@@ -170,23 +160,35 @@ pub(crate) fn pass(
     let measured_before = cache.snapshot();
     let start = budget.total;
     let mut fresh: HashMap<String, Arc<LayerUsage>> = HashMap::new();
+    // Most layers share one filesystem: its name and statvfs are looked up once per pass.
+    let mut names = None;
+    let mut filesystems: HashMap<u64, (String, Option<crate::sample::node::FsUsage>)> =
+        HashMap::new();
     for (id, layer) in &live {
         if only_new && measured_before.contains_key(*id) {
             continue;
         }
         let path = on_host(&config.rootfs, layer);
         let k = known.entry(id.to_string()).or_default();
-        let Ok((bytes, inodes)) = du(&path, budget, k) else {
+        let Ok(u) = du(&path, budget, k) else {
             continue;
         };
-        let dev = std::fs::symlink_metadata(&path)
-            .map(|m| m.dev())
-            .unwrap_or(0);
+        let (device, fs) = filesystems.entry(u.dev).or_insert_with(|| {
+            let names = names.get_or_insert_with(|| {
+                crate::sys::read_capped(&config.procfs.join("diskstats"))
+                    .map(|t| crate::sys::block_device_names(&t))
+                    .unwrap_or_default()
+            });
+            (
+                crate::sys::dev_label(names, u.dev),
+                crate::sys::statvfs(&path).ok(),
+            )
+        });
         let usage = LayerUsage {
-            bytes: bytes as f64,
-            inodes: inodes as f64,
-            device: device_label(&config.sysfs, dev),
-            fs: crate::sys::statvfs(&path).ok(),
+            bytes: u.bytes as f64,
+            inodes: u.inodes as f64,
+            device: device.clone(),
+            fs: *fs,
         };
         fresh.insert(id.to_string(), Arc::new(usage));
     }
@@ -252,7 +254,12 @@ mod tests {
         let mut known = Known::default();
         let mut budget = Budget::new(1_000_000);
         // root, a, f (also g: one inode), l.
-        assert_eq!(du(root, &mut budget, &mut known).unwrap(), (want, 4));
+        assert_eq!(
+            du(root, &mut budget, &mut known)
+                .map(|u| (u.bytes, u.inodes))
+                .unwrap(),
+            (want, 4)
+        );
         assert_eq!(budget.total, 4);
         // A file grows in an unchanged directory: seen without reading the directory again.
         std::fs::OpenOptions::new()
@@ -262,10 +269,15 @@ mod tests {
             .write_all(&[2u8; 200_000])
             .unwrap();
         let want = blocks("") + blocks("a") + blocks("a/f") + blocks("l");
-        assert_eq!(du(root, &mut budget, &mut known).unwrap(), (want, 4));
+        assert_eq!(
+            du(root, &mut budget, &mut known)
+                .map(|u| (u.bytes, u.inodes))
+                .unwrap(),
+            (want, 4)
+        );
         // A new file changes its directory, which is read again.
         std::fs::write(root.join("a/h"), b"x").unwrap();
-        let (_, inodes) = du(root, &mut budget, &mut known).unwrap();
+        let inodes = du(root, &mut budget, &mut known).unwrap().inodes;
         assert_eq!(inodes, 5);
     }
 

@@ -146,6 +146,14 @@ impl Layout {
         }
     }
 
+    /// Whether cgroups here can have the hugetlb controller (v2, or a v1 hugetlb hierarchy).
+    pub(crate) fn has_hugetlb(&self) -> bool {
+        match self {
+            Layout::V1 { controllers, .. } => controllers.contains_key("hugetlb"),
+            Layout::V2 { .. } => true,
+        }
+    }
+
     /// A cgroup's huge pages of each size in `sizes` (the host's pools, [`hugetlb::pool_sizes`]), where it
     /// has the hugetlb controller.
     pub(crate) fn hugetlb(

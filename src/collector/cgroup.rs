@@ -168,18 +168,9 @@ impl CgroupCollector {
 
 /// major:minor → device name, from /proc/diskstats (partitions included).
 fn device_names(paths: &Paths) -> HashMap<(u32, u32), String> {
-    let mut m = HashMap::new();
-    if let Ok(text) = read(&paths.proc("diskstats")) {
-        for line in text.lines() {
-            let mut f = line.split_whitespace();
-            if let (Some(maj), Some(min), Some(name)) = (f.next(), f.next(), f.next())
-                && let (Ok(maj), Ok(min)) = (maj.parse(), min.parse())
-            {
-                m.insert((maj, min), name.to_string());
-            }
-        }
-    }
-    m
+    read(&paths.proc("diskstats"))
+        .map(|text| crate::sys::block_device_names(&text))
+        .unwrap_or_default()
 }
 
 /// Processes, fds and sockets of a set of pids, and the first one's open-files limit. A pid that exits
@@ -609,7 +600,11 @@ impl CgroupCollector {
         if let Some(uid) = &self.only_pod {
             found.retain(|f| in_pod(&f.kind, uid));
         }
-        let sizes = cgroup::hugetlb::pool_sizes(&self.paths.sys("kernel/mm/hugepages"));
+        // The host's huge page pools, where cgroups can have the controller at all.
+        let sizes = match layout.has_hugetlb() {
+            true => cgroup::hugetlb::pool_sizes(&self.paths.sys("kernel/mm/hugepages")),
+            false => Vec::new(),
+        };
         let raws = self.read_all(layout, found, &sizes)?;
         let devices = device_names(&self.paths);
         let owners = network_owners(&raws, netns(&self.paths, 1));
@@ -657,10 +652,7 @@ impl CgroupCollector {
             }
             // Devices as cAdvisor labels them: `/dev/<name>`; major:minor where the name is not known.
             for d in &mut entry.stats.blkio {
-                d.device = match devices.get(&(d.major, d.minor)) {
-                    Some(name) => format!("/dev/{name}"),
-                    None => format!("{}:{}", d.major, d.minor),
-                };
+                d.device = crate::sys::device_label(&devices, d.major, d.minor);
             }
             entries.push(entry);
         }

@@ -49,7 +49,12 @@ fn runtime_device(paths: &Paths) -> String {
     ["var/lib/containerd", "var/lib/containers/storage", "var/lib/docker"]
         .iter()
         .find_map(|d| std::fs::metadata(paths.rootfs.join(d)).ok())
-        .map(|m| crate::layers::device_label(&paths.sysfs, m.dev()))
+        .map(|m| {
+            let names = super::read(&paths.proc("diskstats"))
+                .map(|t| crate::sys::block_device_names(&t))
+                .unwrap_or_default();
+            crate::sys::dev_label(&names, m.dev())
+        })
         .unwrap_or_default()
 }
 
@@ -118,12 +123,12 @@ struct Layers {
 
 impl Layers {
     /// The measured layers of the containers the runtimes still know, with their identity (as the
-    /// `docker` collector's state series label them), sorted by `id`; and those containers' ids.
+    /// `docker` collector's state series label them); and those containers' ids.
     fn rows(&self) -> (Vec<LayerRow>, Vec<(String, String)>, HashSet<String>) {
         let metas = self.meta.snapshot();
         let columns = self.allow.columns(metas.values().map(|m| &**m));
         let mut ids = HashSet::new();
-        let mut rows: Vec<LayerRow> = (self.cache.snapshot().iter())
+        let rows: Vec<LayerRow> = (self.cache.snapshot().iter())
             .filter_map(|(id, usage)| {
                 let meta = metas.get(id)?;
                 ids.insert(id.clone());
@@ -134,7 +139,6 @@ impl Layers {
                 })
             })
             .collect();
-        rows.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
         (rows, columns, ids)
     }
 }
@@ -395,8 +399,8 @@ impl Collector for FilesystemCollector {
             let device = self.runtime_device.get_or_init(|| runtime_device(&self.paths));
             let from_summary = summary_rows(summary, pods, &measured, layer_columns.len(), device);
             layers.extend(from_summary);
-            layers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
         }
+        layers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
         Ok(Box::new(FilesystemSample {
             filesystems,
             disks: self.disks(),

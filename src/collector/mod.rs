@@ -145,25 +145,7 @@ pub(crate) fn read(path: &Path) -> Result<String, CollectError> {
     read_capped(path).map_err(|e| CollectError::io(path, e))
 }
 
-/// The largest /proc or /sys file read (mountinfo of a node with tens of thousands of mounts, net/dev
-/// with tens of thousands of interfaces). Anything bigger is not such a file (`/dev/zero` in its place).
-const MAX_FILE: u64 = 16 << 20;
-
-/// Reads a whole text file of at most [`MAX_FILE`] bytes.
-pub(crate) fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB: not a kernel file",
-            MAX_FILE >> 20
-        )));
-    }
-    Ok(text)
-}
+pub(crate) use crate::sys::read_capped;
 
 /// Caches of the background sources that collectors read.
 #[derive(Default, Clone)]
