@@ -164,10 +164,12 @@ fn oversized_kubelet_answers_are_refused_and_memory_stays_bounded() {
         "summary_text": format!("{summary}{padding}"),
         "kubelet_pods_text": format!("{pods}{padding}"),
     }));
+    // Both answers are oversized and each source says so; which says it first is a race (CI once saw
+    // the /pods line first), so the summary's own line is waited for.
     let line = wait_log(
         &e,
         &mut log,
-        &["source failing", "larger than 16 MiB"],
+        &["source failing", "larger than 16 MiB", "/stats/summary"],
         "the oversized summary",
     );
     assert!(line.contains("/stats/summary"), "{line}");
