@@ -117,6 +117,7 @@ pub fn render_cost(n: usize) -> Vec<(&'static str, f64, usize)> {
     };
     let part = Arc::new(Part {
         name: "cgroup",
+        started: std::time::Instant::now(),
         duration: Duration::from_millis(1),
         runs: 1,
         outcome: Outcome::Ok(Arc::new(sample)),

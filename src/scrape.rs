@@ -230,6 +230,7 @@ impl Scraper {
         };
         Part {
             name: entry.name,
+            started: start,
             duration: start.elapsed(),
             runs: entry.runs.fetch_add(1, Ordering::Relaxed) + 1,
             outcome,

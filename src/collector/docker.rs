@@ -60,6 +60,7 @@ impl DockerCollector {
                 ),
                 state: m.state.clone(),
                 restarts: m.restart_count as f64,
+                health: m.health.clone(),
             })
             .collect();
         containers.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));

@@ -778,6 +778,7 @@ mod tests {
         };
         let part = Part {
             name: "cgroup",
+            started: std::time::Instant::now(),
             duration: std::time::Duration::ZERO,
             runs: 1,
             outcome: Outcome::Ok(Arc::new(sample)),

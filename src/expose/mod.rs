@@ -24,8 +24,9 @@ use prometheus_client::registry::Registry;
 use std::time::Duration;
 
 /// Typed samples that know which families they become. Implementations live in this module's children,
-/// one file per source, so adding a metric touches one file.
-pub(crate) trait Exposable: Send + Sync + 'static {
+/// one file per source, so adding a metric touches one file. `Any` lets the live view read the same typed
+/// samples a scrape renders (`live::view`), so the page and `/metrics` share one collection.
+pub(crate) trait Exposable: std::any::Any + Send + Sync + 'static {
     fn expose(&self, out: &mut Out<'_, '_>) -> fmt::Result;
 }
 
@@ -189,6 +190,8 @@ impl Format {
 /// What one collector contributed to a scrape: the render input, made by the scraper.
 pub(crate) struct Part {
     pub(crate) name: &'static str,
+    /// When the run began: the live view's rates divide by the time between two runs.
+    pub(crate) started: std::time::Instant,
     pub(crate) duration: Duration,
     /// How many times the collector has run, this run included.
     pub(crate) runs: u64,

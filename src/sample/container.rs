@@ -281,6 +281,8 @@ pub(crate) struct DockerContainer {
     pub identity: Identity,
     pub state: String,
     pub restarts: f64,
+    /// healthy, unhealthy, starting; `None` without a health check (the live view shows it as text).
+    pub health: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
