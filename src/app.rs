@@ -437,7 +437,20 @@ async fn run() -> ExitCode {
         flags.min_age,
         flags.collect_timeout,
     ));
-    serve(flags, scraper, sources, web).await
+    let live = (!flags.disable_ui).then(|| http::live::LiveState {
+        hub: crate::live::Hub::new(
+            scraper.clone(),
+            std::time::Duration::from_secs(1),
+            crate::live::Sources {
+                paths: cx.paths.clone(),
+                meta: shared.runtime_meta.clone(),
+                pods: shared.pods.clone(),
+            },
+        ),
+        viewers: Arc::new(Semaphore::new(flags.ui_max_viewers)),
+        telemetry_path: flags.telemetry_path.clone(),
+    });
+    serve(flags, scraper, sources, web, live).await
 }
 
 /// The web configuration, checked whole (certificates included) before anything starts.
@@ -479,8 +492,10 @@ async fn serve(
     scraper: Arc<scrape::Scraper>,
     sources: Arc<Sources>,
     web: Option<Arc<Live>>,
+    live: Option<http::live::LiveState>,
 ) -> ExitCode {
     let state = http::AppState {
+        live,
         scraper: scraper.clone(),
         limit: (flags.max_requests > 0).then(|| Arc::new(Semaphore::new(flags.max_requests))),
         telemetry_path: flags.telemetry_path.clone(),

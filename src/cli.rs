@@ -116,6 +116,19 @@ pub(crate) struct Flags {
     )]
     pub max_connections: usize,
 
+    /// Turn off the live view: `/` is the plain landing page, and `/ui/` and `/api/v1/*` answer 404.
+    #[arg(long = "web.disable-ui", env = "STEVEDORE_WEB_DISABLE_UI")]
+    pub disable_ui: bool,
+
+    /// Maximum number of live views (server-sent-event streams) open at once; further ones get 503. All
+    /// viewers share one collection a second, so each costs only its copy of the frame.
+    #[arg(
+        long = "web.ui.max-viewers",
+        env = "STEVEDORE_WEB_UI_MAX_VIEWERS",
+        default_value_t = 16
+    )]
+    pub ui_max_viewers: usize,
+
     /// A collection younger than this is served again instead of reading everything anew (e.g. 1s, 500ms, 0).
     #[arg(long = "collect.min-age", env = "STEVEDORE_COLLECT_MIN_AGE", default_value = "1s",
           value_parser = parse_duration)]

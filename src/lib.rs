@@ -19,6 +19,7 @@ mod health;
 mod http;
 mod identity;
 mod layers;
+mod live;
 mod parse;
 mod sample;
 mod scrape;

@@ -1,5 +1,9 @@
 //! The HTTP layer: routes, format negotiation, gzip, collector filters and the in-flight limit.
-//! It knows no metric: it asks the scraper for a snapshot and the expose module for its text.
+//! It knows no metric: it asks the scraper for a snapshot and the expose module for its text, and the
+//! live view's hub for its frames (`live`).
+
+pub(crate) mod conn;
+pub(crate) mod live;
 
 use std::sync::Arc;
 
@@ -23,6 +27,8 @@ pub(crate) struct AppState {
     pub telemetry_path: String,
     /// Background sources, for `stevedore_source_up`.
     pub sources: Arc<crate::health::Sources>,
+    /// The live view, unless --web.disable-ui.
+    pub live: Option<live::LiveState>,
 }
 
 pub(crate) fn router(state: AppState, web: Option<Arc<Live>>) -> Router {
@@ -39,12 +45,16 @@ pub(crate) fn router(state: AppState, web: Option<Arc<Live>>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(metrics);
-    if state.telemetry_path != "/" {
+    let ui = state.live.clone();
+    if ui.is_none() && state.telemetry_path != "/" {
         app = app.route("/", get(landing));
     }
-    let app = app
+    let mut app = app
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .with_state(state);
+    if let Some(ui) = ui {
+        app = app.merge(live::routes(ui));
+    }
     match web {
         Some(web) => app.layer(axum::middleware::from_fn_with_state(web, guard)),
         None => app,
@@ -116,7 +126,7 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
     ))
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -293,10 +303,11 @@ impl Connections {
         tcp: tokio::net::TcpStream,
         tls: Option<Arc<rustls::ServerConfig>>,
         app: Router,
+        ticket: &conn::Ticket,
         watcher: hyper_util::server::graceful::Watcher,
     ) {
         use hyper_util::rt::TokioIo;
-        let service = hyper_util::service::TowerToHyperService::new(app);
+        let service = tracked(app, ticket.busy.clone());
         let ended = match tls {
             None => {
                 watcher
@@ -331,10 +342,38 @@ impl Connections {
     }
 }
 
+/// The app as a hyper service whose connection counts as busy from each request's arrival until its
+/// response body is all sent.
+type Reply = Result<http::Response<conn::Tracked>, std::convert::Infallible>;
+type ReplyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+
+fn tracked(
+    app: Router,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<conn::Tracked>,
+    Error = std::convert::Infallible,
+    Future = ReplyFuture,
+> + Clone {
+    let inner = hyper_util::service::TowerToHyperService::new(app);
+    hyper::service::service_fn(move |req| {
+        let guard = conn::Busy::enter(&busy);
+        let call = hyper::service::Service::call(&inner, req);
+        Box::pin(async move {
+            let resp = call.await?;
+            Ok(resp.map(|inner| conn::Tracked {
+                inner,
+                _busy: guard,
+            }))
+        }) as ReplyFuture
+    })
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the connections in flight finish (at
 /// most 10 s). Each connection gets `read_header_timeout` to finish its TLS handshake and to send its
 /// headers, between requests too, so slow-header and idle connections are closed; past
-/// `max_connections` new ones are closed at once. With a web configuration that has TLS, every
+/// `max_connections` a new one takes the place of the oldest idle one (`conn`). With a web configuration that has TLS, every
 /// connection is TLS, with the certificates in force when it was accepted.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -344,7 +383,7 @@ pub(crate) async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let connections = Arc::new(Connections::new(&limits));
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let registry = conn::Registry::new(limits.max_connections);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut refusing = false;
     let mut accept_failing = false;
@@ -368,16 +407,30 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if !std::mem::replace(&mut refusing, true) {
-                tracing::warn!(
-                    max = limits.max_connections,
-                    "too many open connections; closing new ones (--web.max-connections)"
-                );
+        let ticket = match registry.admit() {
+            conn::Admit::Room(t) => {
+                refusing = false;
+                t
             }
-            continue;
+            conn::Admit::Evicted(t) => {
+                if !std::mem::replace(&mut refusing, true) {
+                    tracing::warn!(
+                        max = limits.max_connections,
+                        "too many open connections; closing the oldest idle ones to make room (--web.max-connections)"
+                    );
+                }
+                t
+            }
+            conn::Admit::Full => {
+                if !std::mem::replace(&mut refusing, true) {
+                    tracing::warn!(
+                        max = limits.max_connections,
+                        "too many open connections, all busy; closing new ones (--web.max-connections)"
+                    );
+                }
+                continue;
+            }
         };
-        refusing = false;
         // The exposition leaves in several writes: without TCP_NODELAY the last one waits for the
         // client's delayed ACK (40 ms on Linux), measured on every scrape by the benchmark.
         if let Err(e) = tcp.set_nodelay(true) {
@@ -386,8 +439,11 @@ pub(crate) async fn serve(
         let tls = web.as_ref().and_then(|w| w.current().tls.clone());
         let (connections, app, watcher) = (connections.clone(), app.clone(), graceful.watcher());
         tokio::spawn(async move {
-            let _slot = slot;
-            connections.serve(tcp, tls, app, watcher).await;
+            let close = ticket.close.clone();
+            tokio::select! {
+                _ = connections.serve(tcp, tls, app, &ticket, watcher) => {}
+                _ = close.notified() => {}
+            }
         });
     }
     drop(listener);
