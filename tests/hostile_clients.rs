@@ -80,7 +80,7 @@ fn slow_headers_on_many_connections_are_closed_and_normal_clients_served() {
 }
 
 #[test]
-fn idle_connections_past_the_cap_are_refused_logged_and_expire() {
+fn idle_connections_past_the_cap_give_way_logged_and_expire() {
     let e = Exporter::start(&[
         "--web.read-header-timeout=2s",
         "--web.max-connections=64",
@@ -131,8 +131,8 @@ fn idle_connections_past_the_cap_are_refused_logged_and_expire() {
         "idle connections still held after the timeout: {open:?}"
     );
     let log = e.drain_log();
-    // Logged once per episode of refusals (the cap may be reached again as the held ones expire), never
-    // once per refused connection: 936 were refused here.
+    // Logged once per episode at the cap (the cap may be reached again as the held ones expire), never
+    // once per connection closed to make room: 936 were here.
     let lines = log
         .iter()
         .filter(|l| l.contains("too many open connections"))
