@@ -410,8 +410,12 @@ fn busy_seconds(s: &CpuSample) -> Option<f64> {
 
 fn counters(e: &ContainerEntry) -> Counters {
     let cpu = e.stats.cpu.as_ref();
+    // No device in the block statistics of a cgroup that was read is no I/O yet (as docker stats
+    // shows 0B): a zero, not a blank.
+    let read = cpu.is_some();
     let sum = |f: fn(&crate::sample::container::BlkioDevice) -> Option<f64>| {
-        e.stats.blkio.iter().filter_map(f).reduce(|a, b| a + b)
+        let total = e.stats.blkio.iter().filter_map(f).reduce(|a, b| a + b);
+        total.or(read.then_some(0.0))
     };
     let net = |f: fn(&crate::sample::container::Interface) -> f64| {
         (!e.network.is_empty()).then(|| e.network.iter().map(f).sum())

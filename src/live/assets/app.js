@@ -266,11 +266,11 @@ const CHARTS = [
   { key: 'memory', title: 'Memory', unit: bytes, series: [
     ['working set', '#2f6fb0', (r) => r.memory], ['cache', '#4caf7a', (r) => r.memory_cache],
     ['limit', '#c53030', (r) => r.memory_limit]] },
-  { key: 'network', title: 'Network', unit: rate, series: [
+  { key: 'network', title: 'Network', unit: rate, floor: 1024, series: [
     ['rx', '#2f6fb0', (r) => r.net_rx], ['tx', '#4caf7a', (r) => r.net_tx]] },
-  { key: 'block', title: 'Block I/O', unit: rate, series: [
+  { key: 'block', title: 'Block I/O', unit: rate, floor: 1024, series: [
     ['read', '#2f6fb0', (r) => r.blk_read], ['write', '#e0a030', (r) => r.blk_write]] },
-  { key: 'pressure', title: 'Pressure stalls (% of time, some)', unit: pct, series: [
+  { key: 'pressure', title: 'Pressure stalls (% of time, some)', unit: pct, floor: 1, series: [
     ['cpu', '#2f6fb0', (r) => (r.psi ? r.psi.cpu_some : null)], ['memory', '#c53030', (r) => (r.psi ? r.psi.memory_some : null)],
     ['io', '#e0a030', (r) => (r.psi ? r.psi.io_some : null)]] },
 ];
@@ -350,7 +350,7 @@ function draw(canvas, chart) {
   const pts = view.history;
   let max = 0, drawn = 0;
   for (const p of pts) for (const [, , f] of chart.series) { const v = f(p.r); if (v !== null && v !== undefined && v > max) max = v; }
-  if (max <= 0) max = 1;
+  if (max <= 0) max = chart.floor || 1;
   max *= 1.1;
   const left = 70, right = w - 6, top = 6, bottom = h - 16;
   const style = getComputedStyle(document.body);
@@ -363,9 +363,12 @@ function draw(canvas, chart) {
     g.beginPath(); g.moveTo(left, y); g.lineTo(right, y); g.stroke();
     g.fillText(chart.unit((max * i) / 3), 2, y + 3);
   }
-  const span = 300; // the last five minutes fill the width
-  const t1 = pts.length ? pts[pts.length - 1].t : 0, t0 = t1 - span;
-  g.fillText('5 min', left, h - 3);
+  // The width shows the time since the page opened, at least one minute and at most ten.
+  const t1 = pts.length ? pts[pts.length - 1].t : 0;
+  const span = Math.min(KEEP_POINTS, Math.max(60, pts.length ? t1 - pts[0].t : 0));
+  const t0 = t1 - span;
+  g.fillText(duration(span) + ' ago', left, h - 3);
+  g.fillText('now', right - 18, h - 3);
   const x = (t) => left + ((right - left) * (t - t0)) / span;
   const y = (v) => bottom - ((bottom - top) * v) / max;
   g.lineWidth = 1.5;
