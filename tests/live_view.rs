@@ -350,7 +350,10 @@ fn with_the_page_turned_off_slash_is_the_landing_page() {
         "--collector.disable-defaults",
         "--collector.meminfo",
     ]);
-    let html = e.get("/").text().unwrap();
+    let r = e.get("/");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let html = r.text().unwrap();
     assert!(html.contains("href=\"/metrics\""), "{html}");
     assert!(!html.contains("app.js"), "{html}");
     for path in ["/ui/", "/ui/app.js", "/api/v1/live", "/api/v1/live/stream"] {

@@ -53,7 +53,7 @@ pub(crate) fn routes(state: LiveState) -> Router {
 }
 
 /// The security headers of every live-view answer.
-async fn secure(mut resp: Response) -> Response {
+pub(crate) async fn secure(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -47,7 +47,10 @@ pub(crate) fn router(state: AppState, web: Option<Arc<Live>>) -> Router {
         .merge(metrics);
     let ui = state.live.clone();
     if ui.is_none() && state.telemetry_path != "/" {
-        app = app.route("/", get(landing));
+        app = app.route(
+            "/",
+            get(landing).layer(axum::middleware::map_response(live::secure)),
+        );
     }
     let mut app = app
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
