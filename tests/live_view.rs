@@ -351,7 +351,10 @@ fn with_the_page_turned_off_slash_is_the_landing_page() {
         "--collector.meminfo",
     ]);
     let r = e.get("/");
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
     let html = r.text().unwrap();
     assert!(html.contains("href=\"/metrics\""), "{html}");

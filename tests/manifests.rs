@@ -155,6 +155,40 @@ fn daemonset_args(objs: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The live view is on by default; ui.enabled=false turns it off, ui.maxViewers passes its cap, and the
+/// NOTES tell how to open it with port-forward only while it is on.
+#[test]
+fn the_chart_turns_the_live_view_on_and_off() {
+    let ui_args = |values: &[&str]| -> Vec<String> {
+        daemonset_args(&render(values))
+            .into_iter()
+            .filter(|a| a.starts_with("--web.disable-ui") || a.starts_with("--web.ui."))
+            .collect()
+    };
+    assert!(ui_args(&[]).is_empty());
+    assert_eq!(ui_args(&[VALUES[0]]), ["--web.disable-ui"]);
+    assert_eq!(ui_args(&[VALUES[1]]), ["--web.ui.max-viewers=4"]);
+    let notes = |extra: &[&str]| {
+        let mut args = vec![
+            "install",
+            "x",
+            CHART,
+            "--dry-run=client",
+            "--namespace",
+            "monitoring",
+        ];
+        args.extend_from_slice(extra);
+        helm(&args)
+    };
+    let on = notes(&[]);
+    assert!(
+        on.contains("kubectl -n monitoring port-forward pod/"),
+        "{on}"
+    );
+    let off = notes(&["--set", "ui.enabled=false"]);
+    assert!(!off.contains("port-forward"), "{off}");
+}
+
 #[test]
 fn every_flag_the_manifests_pass_exists() {
     let help = Command::new(env!("CARGO_BIN_EXE_stevedore"))
