@@ -1,6 +1,8 @@
 //! Helpers shared by the benchmarks.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 /// (utime + stime seconds, VmRSS bytes, VmHWM bytes) of a process, from /proc.
 pub fn usage(pid: u32) -> (f64, f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
