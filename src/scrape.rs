@@ -151,6 +151,11 @@ impl Scraper {
     }
 
     /// True once some collector has succeeded (or no collector is enabled at all).
+    /// `--collect.min-age`: how long a run is reused.
+    pub(crate) fn min_age(&self) -> Duration {
+        self.min_age
+    }
+
     pub(crate) fn is_ready(&self) -> bool {
         self.entries.is_empty() || self.ready.load(Ordering::Relaxed)
     }

@@ -258,6 +258,63 @@ fn markup_in_labels_is_shown_as_text() {
     assert!(b.errors().is_empty(), "{:?}", b.errors());
 }
 
+/// On the default `--collect.min-age` (1s), beside a Prometheus-like scraper: every frame after the first
+/// has rates (no frame made of a reused run), about a second apart, and its CPU figure is the kernel's.
+#[test]
+fn stream_frames_each_have_rates_on_the_default_min_age() {
+    use std::io::BufRead;
+    let busy = Container::run("live-rate", &["--cpus", "0.5"], "while :; do :; done");
+    let e = Exporter::start(&[]);
+    let scraper = {
+        let url = e.url("/metrics");
+        std::thread::spawn(move || {
+            for _ in 0..12 {
+                let _ = reqwest::blocking::get(&url).and_then(|r| r.text());
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        })
+    };
+    let r = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .unwrap()
+        .get(e.url("/api/v1/live/stream"))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut frames = Vec::new();
+    for line in std::io::BufReader::new(r).lines() {
+        let line = line.unwrap();
+        if let Some(data) = line.strip_prefix("data: ") {
+            frames.push(serde_json::from_str::<Value>(data).unwrap());
+            if frames.len() == 8 {
+                break;
+            }
+        }
+    }
+    scraper.join().unwrap();
+    let id = format!("/docker/{}", busy.id);
+    let mut seen = Vec::new();
+    for f in &frames[1..] {
+        let interval = f["interval"].as_f64();
+        let row = f["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id);
+        let cpu = row.and_then(|r| r["cpu"].as_f64());
+        seen.push((f["time"].as_f64().unwrap(), interval, cpu));
+    }
+    println!("(time, interval, cpu) of frames 2-8: {seen:?}");
+    for (_, interval, cpu) in &seen[1..] {
+        let interval = interval.expect("a frame without rates");
+        assert!((0.5..=1.6).contains(&interval), "{seen:?}");
+        assert!((40.0..=60.0).contains(&cpu.unwrap()), "{seen:?}");
+    }
+    let gaps: Vec<f64> = seen.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(gaps.iter().all(|g| (0.5..=1.7).contains(g)), "{gaps:?}");
+}
+
 #[test]
 fn headers_forbid_inline_script_and_other_origins() {
     let e = Exporter::start(&["--collector.disable-defaults", "--collector.meminfo"]);

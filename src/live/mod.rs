@@ -81,7 +81,8 @@ impl Hub {
     /// The next frame that has rates (the second run after the loop starts), for one-shot readers.
     pub(crate) async fn frame_with_rates(self: &Arc<Self>) -> Option<FrameBytes> {
         let mut rx = self.subscribe();
-        let deadline = tokio::time::Instant::now() + self.interval * 3 + Duration::from_secs(10);
+        let period = self.interval.max(self.scraper.min_age());
+        let deadline = tokio::time::Instant::now() + period * 3 + Duration::from_secs(10);
         loop {
             if let Some(f) = rx.borrow_and_update().clone()
                 && !contains(&f, b"\"interval\":null")
@@ -95,16 +96,28 @@ impl Hub {
         }
     }
 
+    /// Collects and sends a frame, then waits `interval` (at least `--collect.min-age`, so that the next
+    /// collection is a new run, not the one just seen) from the end of that collection. A collection
+    /// whose every run was seen already (another reader's fresher run reused) sends nothing: rates
+    /// need two different runs.
     async fn run(self: Arc<Self>) {
         let mut builder = view::Builder::default();
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let period = self.interval.max(self.scraper.min_age());
+        let mut seen: Vec<u64> = Vec::new();
+        let mut first = true;
         loop {
-            tick.tick().await;
+            if !std::mem::take(&mut first) {
+                tokio::time::sleep(period).await;
+            }
             if self.stop_if_unwatched() {
                 return;
             }
             let parts = self.scraper.scrape(&self.wanted).await;
+            let runs: Vec<u64> = parts.iter().map(|p| p.runs).collect();
+            if runs == seen {
+                continue;
+            }
+            seen = runs;
             *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(parts.clone());
             let built = tokio::task::spawn_blocking(move || {
                 let frame = builder.build(&parts, unix_now());
