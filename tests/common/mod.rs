@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod browser;
+pub mod firefox;
 pub mod kube;
 pub mod prometheus;
 
@@ -342,6 +343,9 @@ pub fn promtool_problems(body: &str) -> Vec<String> {
 /// The test image: a root filesystem of Debian's busybox-static with its applet links, imported with
 /// `docker import` (no registry needed). Built once per test process.
 pub const IMAGE: &str = "stevedore-test/busybox:latest";
+/// The label `ensure_image` puts on the image it builds, and its value: bump it when the rootfs changes.
+const IMAGE_LABEL: &str = "io.stevedore.test-image";
+const IMAGE_VERSION: &str = "2";
 
 pub fn docker(args: &[&str]) -> String {
     stdout_of(Command::new("docker").args(args))
@@ -393,11 +397,13 @@ impl Drop for RemoveCgroups {
 pub fn ensure_image() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let ok = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
+        // An image of this tag from elsewhere (an older suite, a hand-made one without /tmp) is replaced:
+        // only one carrying this suite's label is used as it is.
+        let label = Command::new("docker")
+            .args(["image", "inspect", "-f", &format!("{{{{index .Config.Labels \"{IMAGE_LABEL}\"}}}}"), IMAGE])
             .output()
-            .map(|o| o.status.success());
-        if ok.unwrap_or(false) {
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if label.is_ok_and(|l| l == IMAGE_VERSION) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -415,7 +421,7 @@ pub fn ensure_image() {
         let status = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "tar -C {} -c . | docker import - {IMAGE} >/dev/null",
+                "tar -C {} -c . | docker import --change 'LABEL {IMAGE_LABEL}={IMAGE_VERSION}' - {IMAGE} >/dev/null",
                 dir.path().display()
             ))
             .status()
