@@ -501,7 +501,7 @@ async fn serve(
         telemetry_path: flags.telemetry_path.clone(),
         sources,
     };
-    let listener = match tokio::net::TcpListener::bind(flags.listen_address).await {
+    let listener = match http::listen(flags.listen_address) {
         Ok(l) => l,
         Err(e) => {
             let why = bind_error(&e);

@@ -108,7 +108,8 @@ pub(crate) struct Flags {
     )]
     pub max_header_bytes: usize,
 
-    /// Maximum number of open client connections; past it new ones are closed at once.
+    /// Maximum number of open client connections; past it an idle one of the address holding the most
+    /// makes room, and an address holding more than half gets no more.
     #[arg(
         long = "web.max-connections",
         env = "STEVEDORE_WEB_MAX_CONNECTIONS",

@@ -2,7 +2,8 @@
 //! long-lived connections fill the server past `--web.max-connections` (256 by default), plain and with
 //! TLS: 300 stalled handshakes renewed as they are closed, 2000 idle keep-alive connections renewed (the
 //! exporter under systemd's soft limit of 1024 open files), and 10 live views held open. Figures printed:
-//! the probes' latencies, failures, and how many hostile connections were renewed.
+//! the probes' latencies, failures, and how many hostile connections were renewed. The attacker connects
+//! from 127.0.0.1, the normal client from 127.0.0.2 (another peer, as Prometheus and the kubelet are).
 
 mod common;
 
@@ -77,11 +78,19 @@ impl Server {
         c
     }
 
-    /// One request on a new connection, as a probe or a scrape makes it: status and seconds taken.
+    /// One request on a new connection from 127.0.0.2, as a probe or a scrape makes it: status and
+    /// seconds taken.
     fn probe(&self, path: &str) -> (u16, f64) {
         let out = self
             .curl()
-            .args(["-o", "/dev/null", "-w", "%{http_code} %{time_total}"])
+            .args([
+                "--interface",
+                "127.0.0.2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{time_total}",
+            ])
             .arg(self.url(path))
             .output()
             .expect("curl");

@@ -373,10 +373,25 @@ fn tracked(
     })
 }
 
+/// A listener on `addr` with a backlog as deep as the kernel allows (`net.core.somaxconn`, as Go's servers
+/// use), not the standard library's 128: a burst of reconnecting clients that overflows the accept queue
+/// drops SYNs, and a dropped SYN costs Prometheus' connection a second's retransmission.
+pub(crate) fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // The kernel caps this at net.core.somaxconn.
+    socket.listen(4096)
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the connections in flight finish (at
 /// most 10 s). Each connection gets `read_header_timeout` to finish its TLS handshake and to send its
 /// headers, between requests too, so slow-header and idle connections are closed; past
-/// `max_connections` a new one takes the place of the oldest idle one (`conn`). With a web configuration that has TLS, every
+/// `max_connections` a new one takes the place of an idle one of the peer holding the most (`conn`). With a web configuration that has TLS, every
 /// connection is TLS, with the certificates in force when it was accepted.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -396,10 +411,10 @@ pub(crate) async fn serve(
             _ = &mut shutdown => break,
             a = listener.accept() => a,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => {
+        let (tcp, peer) = match accepted {
+            Ok((tcp, addr)) => {
                 accept_failing = false;
-                tcp
+                (tcp, conn::Peer::from(addr.ip()))
             }
             Err(e) => {
                 // Out of file descriptors, most often: say so once, back off a little.
@@ -410,7 +425,7 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let ticket = match registry.admit() {
+        let ticket = match registry.admit(peer) {
             conn::Admit::Room(t) => {
                 refusing = false;
                 t
@@ -419,10 +434,19 @@ pub(crate) async fn serve(
                 if !std::mem::replace(&mut refusing, true) {
                     tracing::warn!(
                         max = limits.max_connections,
-                        "too many open connections; closing the oldest idle ones to make room (--web.max-connections)"
+                        "too many open connections; closing idle ones of the peers holding the most to make room (--web.max-connections)"
                     );
                 }
                 t
+            }
+            conn::Admit::Greedy => {
+                if !std::mem::replace(&mut refusing, true) {
+                    tracing::warn!(
+                        max = limits.max_connections,
+                        "too many open connections; closing new ones from a peer holding more than half (--web.max-connections)"
+                    );
+                }
+                continue;
             }
             conn::Admit::Full => {
                 if !std::mem::replace(&mut refusing, true) {
