@@ -14,6 +14,18 @@ use common::kube::*;
 use common::*;
 use serde_json::Value;
 
+/// One busy-loop test at a time: each asserts a `--cpus 0.5` loop gets 40-60 % of a core, which two
+/// browsers and two loops on a 2-core machine would not leave it.
+static BUSY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn busy_turn() -> std::sync::MutexGuard<'static, ()> {
+    BUSY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether the table's sticky header ends above its first row.
+const HEADER_CLEAR: &str = "(() => { const h = document.querySelector('#containers thead th').getBoundingClientRect(); \
+    const r = document.querySelector('#rows tr').getBoundingClientRect(); return h.bottom <= r.top + 1; })()";
+
 fn artifact(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/test-artifacts")
@@ -49,6 +61,7 @@ fn percent(text: &str) -> f64 {
 
 #[test]
 fn docker_table_live_updates_and_container_page() {
+    let _turn = busy_turn();
     let busy = Container::run(
         "live-busy",
         &["--cpus", "0.5", "-m", "64m"],
@@ -128,6 +141,21 @@ fn docker_table_live_updates_and_container_page() {
     // A container started now appears, and goes when it is removed.
     let short = Container::run("live-short", &[], "sleep 600");
     wait_row(&mut b, &short.id, 20);
+    // Its cgroup may show before Docker's event names it (a loaded machine): wait for the name.
+    let short_row = row(&short.id);
+    b.wait_for(
+        10,
+        "the new container's name",
+        &format!(
+            "document.querySelector('{short_row} td[data-col=\"name\"]').textContent === '{}'",
+            short.name
+        ),
+    );
+    assert_eq!(
+        b.eval(HEADER_CLEAR),
+        true,
+        "the table's header covers its rows"
+    );
     b.screenshot(&artifact("live-table.png"));
     // Sort by name ascending, and filter by a name.
     b.eval("document.querySelector('th[data-col=\"name\"]').click()");
@@ -262,6 +290,7 @@ fn markup_in_labels_is_shown_as_text() {
 /// has rates (no frame made of a reused run), about a second apart, and its CPU figure is the kernel's.
 #[test]
 fn stream_frames_each_have_rates_on_the_default_min_age() {
+    let _turn = busy_turn();
     use std::io::BufRead;
     let busy = Container::run("live-rate", &["--cpus", "0.5"], "while :; do :; done");
     let e = Exporter::start(&[]);
@@ -515,4 +544,69 @@ fn kubernetes_view_groups_the_recorded_pods_by_namespace() {
     );
     b.screenshot(&artifact("live-kubernetes.png"));
     assert!(b.errors().is_empty(), "{:?}", b.errors());
+}
+
+/// The same page in Firefox (Debian's firefox-esr, over Marionette): the busy loop's row with its CPU and
+/// memory limit, live updates, and the container page's charts.
+#[test]
+fn firefox_shows_the_table_and_a_container_page() {
+    let _turn = busy_turn();
+    let busy = Container::run(
+        "live-ff",
+        &["--cpus", "0.5", "-m", "64m"],
+        "while :; do :; done",
+    );
+    let e = Exporter::start(&[]);
+    let mut f = common::firefox::Firefox::start(1400, 900);
+    f.goto(&e.url("/"));
+    let sel = row(&busy.id);
+    f.wait_for(
+        30,
+        "the busy container's row with a CPU figure",
+        &format!("(() => {{ const td = document.querySelector('{sel} td[data-col=\"cpu\"]'); return !!td && td.textContent.includes(' %'); }})()"),
+    );
+    let text = |f: &mut common::firefox::Firefox, col: &str| -> String {
+        f.eval(&format!(
+            "document.querySelector('{sel} td[data-col=\"{col}\"]').textContent"
+        ))
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = text(&mut f, "cpu");
+    let mem = text(&mut f, "memory");
+    println!("Firefox: CPU {cpu}, memory {mem}");
+    assert!((40.0..=60.0).contains(&percent(&cpu)), "{cpu}");
+    assert!(cpu.ends_with(" / 0.5 CPU"), "{cpu}");
+    assert!(mem.contains(" / 64 MiB ("), "{mem}");
+    let up1 = text(&mut f, "uptime");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_ne!(up1, text(&mut f, "uptime"), "the table did not update");
+    assert_eq!(
+        f.eval("document.getElementById('status').dataset.state"),
+        "live"
+    );
+    // The sticky header sits above the rows, not over them (it covered the first two with `top: 41px`
+    // inside the scrolling box).
+    assert_eq!(
+        f.eval(HEADER_CLEAR),
+        true,
+        "the table's header covers its rows"
+    );
+    f.screenshot(&artifact("live-table-firefox.png"));
+    f.eval(&format!("document.querySelector('{sel}').click()"));
+    for chart in ["cpu", "memory", "network", "block"] {
+        f.wait_for(
+            20,
+            &format!("the {chart} chart"),
+            &format!("Number(document.querySelector('canvas[data-chart=\"{chart}\"]').dataset.points) >= 3"),
+        );
+    }
+    f.wait_for(
+        10,
+        "the process table",
+        "document.querySelectorAll('#d-procs tbody tr').length > 0",
+    );
+    f.screenshot(&artifact("live-container-firefox.png"));
 }

@@ -210,8 +210,9 @@ function render() {
   for (const th of $('head').children) {
     th.setAttribute('aria-sort', th.dataset.col === view.sort ? (view.dir > 0 ? 'ascending' : 'descending') : 'none');
   }
-  const shown = items.filter((i) => i.row && i.cls !== 'root' && i.cls !== 'pod').length;
-  const total = f.containers.filter((r) => r.level === 'container' || r.level === 'other').length;
+  const counted = (r) => r.level === 'container' || r.level === 'other';
+  const shown = items.filter((i) => i.row && counted(i.row)).length;
+  const total = f.containers.filter(counted).length;
   $('count').textContent = shown + ' of ' + total + ' containers' + (f.kubernetes ? ' · grouped by namespace and pod' : '');
 }
 
