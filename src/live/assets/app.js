@@ -13,6 +13,11 @@ function el(tag, cls, text) {
 }
 
 // ---- formatting ------------------------------------------------------------------------------------
+// CPUs as Docker writes them: up to two decimals, no trailing zeros (0.25, 0.5, 2).
+function cpus(v) {
+  return String(Number(v.toFixed(2)));
+}
+
 function trim1(v) {
   const s = v.toFixed(1);
   return s.endsWith('.0') ? s.slice(0, -2) : s;
@@ -53,7 +58,7 @@ const COLUMNS = [
   { key: 'image', label: 'Image', value: (r) => r.image, text: (r) => r.image },
   { key: 'state', label: 'State', value: (r) => r.state || '', cell: stateCell },
   { key: 'cpu', label: 'CPU', num: true, value: (r) => r.cpu,
-    text: (r) => pct(r.cpu) + (r.cpu_limit !== null ? ' / ' + trim1(r.cpu_limit) + ' CPU' : ''),
+    text: (r) => pct(r.cpu) + (r.cpu_limit !== null ? ' / ' + cpus(r.cpu_limit) + ' CPU' : ''),
     hot: (r) => r.throttled !== null && r.throttled > 10 },
   { key: 'memory', label: 'Memory', num: true, value: (r) => r.memory,
     text: (r) => bytes(r.memory) + (r.memory_limit ? ' / ' + bytes(r.memory_limit) + ' (' + pct(memPct(r)) + ')' : ''),
