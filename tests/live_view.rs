@@ -610,3 +610,55 @@ fn firefox_shows_the_table_and_a_container_page() {
     );
     f.screenshot(&artifact("live-container-firefox.png"));
 }
+
+#[test]
+fn markup_in_a_pods_image_is_shown_as_text() {
+    // Docker and Podman refuse markup in an image reference; a kubelet's pod list carries whatever the
+    // pod spec says. The recorded /pods with one running container's image replaced.
+    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    let recorded = recorded_cadvisor();
+    let cpu = recorded_pod_cpu(&recorded);
+    let ids: Vec<String> = cpu.iter().map(|r| r.labels["id"].clone()).collect();
+    let _dirs = CgroupDirs::make(&ids);
+    let evil = r#"<img src=x onerror="window.pwned=5">:<b>1</b>"#;
+    let mut pods = load_json(&k8s_fixture("1_35/kubelet/pods"));
+    let pod = pods["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|p| {
+            p["status"]["containerStatuses"][0]["state"]
+                .get("running")
+                .is_some()
+        })
+        .unwrap();
+    let name = pod["status"]["containerStatuses"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    pod["status"]["containerStatuses"][0]["image"] = Value::from(evil);
+    for c in pod["spec"]["containers"].as_array_mut().unwrap() {
+        if c["name"] == name.as_str() {
+            c["image"] = Value::from(evil);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pods");
+    std::fs::write(&path, serde_json::to_vec(&pods).unwrap()).unwrap();
+    let (_replay, e) = recorded_kubelet_with_pods(&path, &[]);
+    let mut b = Browser::start(1400, 1000);
+    b.goto(&e.url("/"));
+    b.wait_for(
+        30,
+        "the container with the markup image",
+        &format!(
+            "[...document.querySelectorAll('#rows td[data-col=\"image\"]')].some(td => td.textContent === {})",
+            serde_json::to_string(evil).unwrap()
+        ),
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#rows img, #rows b').length"),
+        0
+    );
+    assert_eq!(b.eval("typeof window.pwned"), "undefined");
+}
