@@ -432,9 +432,21 @@ impl CgroupDirs {
 }
 
 impl Drop for CgroupDirs {
+    /// Removes what `make` made, deepest first. A process a test moved in may still be dying (a killed
+    /// shell's child): what is left in a cgroup is killed and the removal retried for up to 5 s, so no
+    /// cgroup outlives the test (one left behind made the next tests' runtimes keep their parents too).
     fn drop(&mut self) {
         for p in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(p);
+            for _ in 0..50 {
+                if std::fs::remove_dir(p).is_ok() || !p.exists() {
+                    break;
+                }
+                let procs = std::fs::read_to_string(p.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 }
