@@ -451,13 +451,18 @@ fn with_the_page_turned_off_slash_is_the_landing_page() {
     assert_eq!(e.get("/metrics").status(), 200);
 }
 
-#[test]
-fn kubernetes_view_groups_the_recorded_pods_by_namespace() {
-    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
+/// The recorded node's pod and container cgroups, made for the test's length (one such test at a time).
+fn recorded_node_cgroups() -> (std::sync::MutexGuard<'static, ()>, CgroupDirs) {
+    let turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
     let recorded = recorded_cadvisor();
     let cpu = recorded_pod_cpu(&recorded);
     let ids: Vec<String> = cpu.iter().map(|r| r.labels["id"].clone()).collect();
-    let _dirs = CgroupDirs::make(&ids);
+    (turn, CgroupDirs::make(&ids))
+}
+
+#[test]
+fn kubernetes_view_groups_the_recorded_pods_by_namespace() {
+    let (_turn, _dirs) = recorded_node_cgroups();
     let (_replay, e) = recorded_kubelet(&[]);
     let mut b = Browser::start(1400, 1000);
     b.goto(&e.url("/"));
@@ -615,11 +620,7 @@ fn firefox_shows_the_table_and_a_container_page() {
 fn markup_in_a_pods_image_is_shown_as_text() {
     // Docker and Podman refuse markup in an image reference; a kubelet's pod list carries whatever the
     // pod spec says. The recorded /pods with one running container's image replaced.
-    let _turn = NODE_CGROUPS.lock().unwrap_or_else(|p| p.into_inner());
-    let recorded = recorded_cadvisor();
-    let cpu = recorded_pod_cpu(&recorded);
-    let ids: Vec<String> = cpu.iter().map(|r| r.labels["id"].clone()).collect();
-    let _dirs = CgroupDirs::make(&ids);
+    let (_turn, _dirs) = recorded_node_cgroups();
     let evil = r#"<img src=x onerror="window.pwned=5">:<b>1</b>"#;
     let mut pods = load_json(&k8s_fixture("1_35/kubelet/pods"));
     let pod = pods["items"]

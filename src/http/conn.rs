@@ -115,6 +115,30 @@ pub(crate) enum Admit {
     Full,
 }
 
+impl Admit {
+    /// What the log says of this admission at the cap; `None` under it.
+    pub(crate) fn at_cap(&self) -> Option<&'static str> {
+        match self {
+            Admit::Room(_) => None,
+            Admit::Evicted(_) => Some(
+                "too many open connections; closing idle ones of the peers holding the most to make room",
+            ),
+            Admit::Greedy => Some(
+                "too many open connections; closing new ones from a peer holding more than half",
+            ),
+            Admit::Full => Some("too many open connections, all busy; closing new ones"),
+        }
+    }
+
+    /// The admitted connection's ticket; `None` when the new connection is to be closed.
+    pub(crate) fn ticket(self) -> Option<Ticket> {
+        match self {
+            Admit::Room(t) | Admit::Evicted(t) => Some(t),
+            Admit::Greedy | Admit::Full => None,
+        }
+    }
+}
+
 impl Registry {
     pub(crate) fn new(max: usize) -> Arc<Registry> {
         Arc::new(Registry {

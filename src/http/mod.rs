@@ -425,38 +425,21 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let ticket = match registry.admit(peer) {
-            conn::Admit::Room(t) => {
-                refusing = false;
-                t
-            }
-            conn::Admit::Evicted(t) => {
+        let admit = registry.admit(peer);
+        match admit.at_cap() {
+            None => refusing = false,
+            // Once per episode at the cap, not once per connection closed.
+            Some(why) => {
                 if !std::mem::replace(&mut refusing, true) {
                     tracing::warn!(
                         max = limits.max_connections,
-                        "too many open connections; closing idle ones of the peers holding the most to make room (--web.max-connections)"
+                        "{why} (--web.max-connections)"
                     );
                 }
-                t
             }
-            conn::Admit::Greedy => {
-                if !std::mem::replace(&mut refusing, true) {
-                    tracing::warn!(
-                        max = limits.max_connections,
-                        "too many open connections; closing new ones from a peer holding more than half (--web.max-connections)"
-                    );
-                }
-                continue;
-            }
-            conn::Admit::Full => {
-                if !std::mem::replace(&mut refusing, true) {
-                    tracing::warn!(
-                        max = limits.max_connections,
-                        "too many open connections, all busy; closing new ones (--web.max-connections)"
-                    );
-                }
-                continue;
-            }
+        }
+        let Some(ticket) = admit.ticket() else {
+            continue;
         };
         // The exposition leaves in several writes: without TCP_NODELAY the last one waits for the
         // client's delayed ACK (40 ms on Linux), measured on every scrape by the benchmark.

@@ -206,15 +206,8 @@ impl Browser {
 
     /// A PNG of the page's viewport, written to `path`.
     pub fn screenshot(&mut self, path: &Path) {
-        use base64::Engine;
         let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(r["data"].as_str().unwrap())
-            .unwrap();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        std::fs::write(path, png).unwrap();
+        save_png(path, r["data"].as_str().unwrap());
     }
 
     /// Script exceptions and console errors seen so far.
@@ -262,4 +255,16 @@ fn page_error(msg: &Value) -> Option<String> {
         "Runtime.consoleAPICalled" if p["type"] == "error" => Some(p["args"].to_string()),
         _ => None,
     }
+}
+
+/// Writes a PNG that a browser sent in base64 to `path`, making its folder.
+pub fn save_png(path: &Path, base64: &str) {
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .expect("a base64 PNG");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, png).unwrap();
 }

@@ -133,18 +133,11 @@ impl Firefox {
     }
 
     pub fn screenshot(&mut self, path: &Path) {
-        use base64::Engine;
         let r = self.call(
             "WebDriver:TakeScreenshot",
             json!({"full": false, "hash": false}),
         );
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(r["value"].as_str().unwrap())
-            .unwrap();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        std::fs::write(path, png).unwrap();
+        super::browser::save_png(path, r["value"].as_str().unwrap());
     }
 }
 
