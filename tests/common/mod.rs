@@ -36,6 +36,11 @@ impl Exporter {
             .ok()
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_stevedore").to_string());
+        Exporter::start_binary(Path::new(&bin), args)
+    }
+
+    /// As `start`, with this binary (the static release build, say).
+    pub fn start_binary(bin: &Path, args: &[&str]) -> Exporter {
         let mut child = Command::new(bin)
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
