@@ -28,6 +28,49 @@ fn alert_rules_are_valid_and_their_unit_tests_pass() {
     assert!(test.contains("SUCCESS"), "{test}");
 }
 
+/// Every alert has a promtool unit test that expects it to fire.
+#[test]
+fn every_alert_has_a_unit_test_that_fires_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let rules = std::fs::read_to_string(dir.join("stevedore-alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("stevedore-alerts.test.yml")).unwrap()
+        + &std::fs::read_to_string(dir.join("stevedore-anomaly.test.yml")).unwrap();
+    for name in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        let fired = tests
+            .split("alertname: ")
+            .skip(1)
+            .any(|t| t.starts_with(&format!("{name}\n")) && t.contains("exp_labels"));
+        assert!(fired, "{name}: no unit test expects it to fire");
+    }
+}
+
+/// The anomaly band on a recorded real container: the test file is what its generator makes of the
+/// recording (testdata/rec-shop.json), and it passes.
+#[test]
+fn the_anomaly_band_holds_a_recorded_container_and_catches_an_anomaly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let out = Command::new("python3")
+        .args(["testdata/anomaly-test.py", "testdata/rec-shop.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = std::fs::read(dir.join("stevedore-anomaly.test.yml")).unwrap();
+    assert!(
+        out.stdout == committed,
+        "stevedore-anomaly.test.yml is stale: regenerate it"
+    );
+    let test = promtool(&["test", "rules", "stevedore-anomaly.test.yml"]);
+    assert!(test.contains("SUCCESS"), "{test}");
+}
+
 #[test]
 fn every_metric_the_rules_read_is_exposed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

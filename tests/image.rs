@@ -267,3 +267,29 @@ fn scrape_until_named(url: &str, name: &str) -> String {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// The image pushed to a local OCI registry (Debian's docker-registry) and run from it by digest, as the
+/// chart's `image.digest` and the GitOps manifests pin it.
+#[test]
+fn image_is_pushed_to_a_registry_and_runs_from_it_by_digest() {
+    build_image();
+    let registry = common::registry::start_registry();
+    let remote = format!("{}/stevedore:test", registry.addr);
+    docker(&["tag", TAG, &remote]);
+    let pushed = docker(&["push", &remote]);
+    let digest = pushed
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in: {pushed}"))
+        .to_string();
+    // Forget the tag, so that the digest is resolved by the registry, then run by digest.
+    docker(&["rmi", &remote]);
+    let by_digest = format!("{}/stevedore@{digest}", registry.addr);
+    let pulled = docker(&["pull", &by_digest]);
+    assert!(pulled.contains(&digest), "{pulled}");
+    let version = docker(&["run", "--rm", &by_digest, "--version"]);
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    let id = |r: &str| docker(&["image", "inspect", "-f", "{{.Id}}", r]);
+    assert_eq!(id(&by_digest), id(TAG));
+    let _ = Command::new("docker").args(["rmi", &by_digest]).output();
+}

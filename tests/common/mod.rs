@@ -13,6 +13,7 @@ pub mod browser;
 pub mod firefox;
 pub mod kube;
 pub mod prometheus;
+pub mod registry;
 
 #[path = "../../src/testutil/fixtures.rs"]
 mod fixtures;
