@@ -130,14 +130,7 @@ fn alertmanager(hook: &str) -> Alertmanager {
         .spawn()
         .expect("prometheus-alertmanager (Debian's package; ./scripts/test installs it)");
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::blocking::get(format!("{url}/-/ready")).is_ok_and(|r| r.status() == 200) {
-        assert!(
-            Instant::now() < deadline,
-            "alertmanager did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::prometheus::wait_ok(&format!("{url}/-/ready"), "alertmanager");
     Alertmanager {
         child,
         url,

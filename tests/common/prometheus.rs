@@ -24,6 +24,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits (at most 30 s) until `url` answers 200: a server started by a test is ready.
+pub fn wait_ok(url: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reqwest::blocking::get(url).is_ok_and(|r| r.status() == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer {url} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Prometheus scraping `target` every second as job "stevedore".
 pub fn start_prometheus(target: &str) -> Prometheus {
     start_prometheus_with(&format!("static_configs:\n      - targets: ['{target}']\n"))
@@ -53,16 +65,7 @@ pub fn start_prometheus_config(text: &str) -> Prometheus {
         .spawn()
         .expect("prometheus not found: install Debian's prometheus package (the README's test command does)");
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::blocking::get(format!("{url}/-/ready"))
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "prometheus did not become ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_ok(&format!("{url}/-/ready"), "prometheus");
     Prometheus {
         child,
         url,

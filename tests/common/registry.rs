@@ -2,7 +2,6 @@
 //! temporary folder; killed on drop. Docker and helm (`--plain-http`) push to 127.0.0.1 without TLS.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct Registry {
     child: Child,
@@ -38,14 +37,7 @@ pub fn start_registry() -> Registry {
         .stderr(Stdio::null())
         .spawn()
         .expect("docker-registry (Debian's package; ./scripts/test installs it)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::blocking::get(format!("http://{addr}/v2/")).is_ok_and(|r| r.status() == 200) {
-        assert!(
-            Instant::now() < deadline,
-            "docker-registry did not answer /v2/"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    super::prometheus::wait_ok(&format!("http://{addr}/v2/"), "docker-registry");
     Registry {
         child,
         addr,
