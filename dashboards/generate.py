@@ -21,8 +21,8 @@ def display(expr):
 BY = "instance, name, namespace, pod, container"
 
 
-def ts(title, targets, unit="short", w=12, h=8):
-    return {"type": "timeseries", "title": title, "targets": targets, "unit": unit, "w": w, "h": h}
+def ts(title, targets, unit="short", w=12, h=8, kind="timeseries"):
+    return {"type": kind, "title": title, "targets": targets, "unit": unit, "w": w, "h": h}
 
 
 def t(expr, legend):
@@ -54,6 +54,37 @@ CONTAINERS = [
         t(display(f'sum by ({BY}) (container_processes{{{CSEL},name!=""}})'), "processes {{display}}"),
         t(display(f'sum by ({BY}) (container_threads{{{CSEL},name!=""}})'), "threads {{display}}"),
     ]),
+]
+
+def band(signal, legend):
+    """A recorded signal with its band: the three-day mean (of an hour ago) ± three deviations."""
+    sel = f'{{{CSEL}}}'
+    mean, dev = f"{signal}:mean3d{sel}", f"{signal}:stddev3d{sel}"
+    return [
+        t(display(f"{signal}{sel}"), f"{legend} {{{{display}}}}"),
+        t(display(f"{mean} + 3 * {dev}"), f"band top {{{{display}}}}"),
+        t(display(f"clamp_min({mean} - 3 * {dev}, 0)"), f"band bottom {{{{display}}}}"),
+    ]
+
+
+# The alerts of deploy/prometheus/stevedore-alerts.yml as they fire, what the predictive ones read, and
+# the anomaly bands (empty for the first hour: the band is that of an hour ago). tests/alerting_e2e.rs
+# runs these queries on the Prometheus that raised the alerts.
+ALERTING = [
+    ts("Firing alerts", [t(
+        f'sum by (alertname, severity, instance, name, namespace, pod, container, resource, signal) '
+        f'(ALERTS{{{SEL},alertstate="firing"}})',
+        "{{alertname}} {{namespace}}/{{pod}}/{{container}}{{name}} {{resource}}{{signal}}")], w=24, kind="state-timeline"),
+    ts("Memory in an hour at the trend of 30 minutes (share of limit)", [t(display(
+        f'predict_linear(container_memory_working_set_bytes{{{CSEL},name!=""}}[30m], 3600) '
+        f'/ (container_spec_memory_limit_bytes{{{CSEL},name!=""}} > 0)'), "{{display}}")], "percentunit"),
+    ts("Pressure stalls (share of time)", [
+        t(display(f'rate(container_pressure_cpu_waiting_seconds_total{{{CSEL},name!=""}}[$__rate_interval])'), "cpu {{display}}"),
+        t(display(f'rate(container_pressure_memory_stalled_seconds_total{{{CSEL},name!=""}}[$__rate_interval])'), "memory {{display}}"),
+        t(display(f'rate(container_pressure_io_stalled_seconds_total{{{CSEL},name!=""}}[$__rate_interval])'), "io {{display}}"),
+    ], "percentunit"),
+    ts("CPU and its usual band (cores)", band("container:cpu_usage_seconds:rate5m", "cpu")),
+    ts("Memory and its usual band", band("container:memory_working_set_bytes:avg5m", "memory"), "bytes"),
 ]
 
 PSEL = SEL + ',namespace=~"$namespace",pod=~"$pod",pod!="",container!=""'
@@ -109,7 +140,7 @@ def query_var(name, label, query, all_value=".*"):
 
 def build():
     panels, y, pid = [], 0, 1
-    for title, group in [("Containers", CONTAINERS), ("Kubernetes: namespace → pod → container", KUBERNETES),
+    for title, group in [("Alerts and usual bands", ALERTING), ("Containers", CONTAINERS), ("Kubernetes: namespace → pod → container", KUBERNETES),
                          ("Node", NODE), ("Stevedore", EXPORTER)]:
         panels.append({"type": "row", "title": title, "id": pid, "collapsed": False,
                        "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
@@ -119,7 +150,7 @@ def build():
                         "expr": q["expr"], "legendFormat": q["legendFormat"], "range": True}
                        for i, q in enumerate(p["targets"])]
             panels.append({
-                "type": "timeseries", "title": p["title"], "id": pid,
+                "type": p["type"], "title": p["title"], "id": pid,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": p["h"], "w": p["w"], "x": x, "y": y},
                 "fieldConfig": {"defaults": {"unit": p["unit"]}, "overrides": []},
@@ -137,7 +168,7 @@ def build():
         "uid": "stevedore-containers",
         "description": "Container, pod and node usage from Stevedore (cAdvisor and node_exporter names), and the exporter's own health. Every query is filtered by job and node, so other sources of the same names are not added in.",
         "tags": ["stevedore", "containers", "kubernetes"],
-        "schemaVersion": 39, "version": 2, "editable": True, "timezone": "browser",
+        "schemaVersion": 39, "version": 3, "editable": True, "timezone": "browser",
         "time": {"from": "now-1h", "to": "now"}, "refresh": "30s",
         "templating": {"list": [
             {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source",

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::prometheus::{free_port, start_prometheus_config};
+use common::prometheus::{
+    ALERTING_ROW, Prometheus, dashboard_queries, free_port, query, start_prometheus_config,
+};
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -163,7 +165,7 @@ fn misbehaving_containers_reach_alertmanager_and_healthy_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, rules_for_the_test()).unwrap();
-    let _prom = start_prometheus_config(&format!(
+    let prom = start_prometheus_config(&format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          rule_files: ['{}']\n\
          alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n\
@@ -305,4 +307,51 @@ fn misbehaving_containers_reach_alertmanager_and_healthy_ones_do_not() {
         100.0 * used / limit
     );
     assert!(used < limit / 2.0, "{used} of {limit}");
+    let names = expected.map(|(a, c)| (a, c.name.clone()));
+    dashboard_alerting_row_shows_them(&prom, &names, &leak.name, &throttled.name);
+}
+
+/// The dashboard's alerting row, on the Prometheus that raised the alerts: the firing panel lists each
+/// expected alert, the memory trend of the leak is past its limit, the throttled container stalls on
+/// CPU, the recorded signals have the leak, and its band is empty (the band is that of an hour ago).
+fn dashboard_alerting_row_shows_them(
+    p: &Prometheus,
+    expected: &[(&str, String)],
+    leak: &str,
+    throttled: &str,
+) {
+    let of = |r: &[(Value, f64)], name: &str| {
+        r.iter()
+            .filter(|(l, _)| l["name"] == name)
+            .map(|(_, v)| *v)
+            .fold(f64::NAN, f64::max)
+    };
+    let row: Vec<_> = dashboard_queries()
+        .into_iter()
+        .filter(|d| d.row == ALERTING_ROW)
+        .collect();
+    assert_eq!(row.len(), 11, "queries in the alerting row");
+    for d in &row {
+        let r = query(p, &d.query);
+        match d.panel.as_str() {
+            "Firing alerts" => {
+                for (alert, name) in expected {
+                    assert!(
+                        r.iter()
+                            .any(|(l, _)| l["alertname"] == *alert && l["name"] == name.as_str()),
+                        "{alert} of {name} not in the firing panel: {r:?}"
+                    );
+                }
+            }
+            p if p.starts_with("Memory in an hour") => {
+                assert!(of(&r, leak) > 1.0, "{}: {r:?}", d.query)
+            }
+            p if p.starts_with("Pressure") && d.query.contains("_cpu_") => {
+                assert!(of(&r, throttled) > 0.0, "{}: {r:?}", d.query)
+            }
+            p if p.starts_with("Pressure") => {}
+            _ if d.query.contains(":mean3d") => assert!(r.is_empty(), "{}: {r:?}", d.query),
+            _ => assert!(of(&r, leak) > 0.0, "{}: {r:?}", d.query),
+        }
+    }
 }

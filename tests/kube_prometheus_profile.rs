@@ -15,7 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kube::*;
-use common::prometheus::{Prometheus, free_port, query, start_prometheus_config};
+use common::prometheus::{
+    ALERTING_ROW, Prometheus, dashboard_queries, free_port, query, start_prometheus_config,
+};
 use common::*;
 use serde_json::{Value, json};
 
@@ -350,37 +352,26 @@ fn kubernetes_mixin_rules_read_the_drop_in_profile() {
     );
     // The dashboard on this Kubernetes node: every query, variables at "All", finds data; the
     // Kubernetes row finds the worker's pod.
-    let dash: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/stevedore.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    // The alerting row reads the shipped rules, which this Prometheus does not load (alerting_e2e does).
     let mut empty = Vec::new();
     let mut ran = 0;
-    for panel in dash["panels"].as_array().unwrap() {
-        for t in panel["targets"].as_array().into_iter().flatten() {
-            let q = t["expr"]
-                .as_str()
-                .unwrap()
-                .replace("$__rate_interval", "10s");
-            let q = ["$job", "$instance", "$namespace", "$pod"]
-                .iter()
-                .fold(q, |q, v| q.replace(v, ".*"));
-            ran += 1;
-            let r = query(&p, &q);
-            // v1 blkio counters exist only for devices with a throttle rule on this kernel: no series.
-            if r.is_empty() && !q.contains("container_fs_") {
-                empty.push(format!("{}: {q}", panel["title"]));
-            } else if q.contains("pod!=\"\"") && !q.contains("stevedore_container_resource_") {
-                // Usage panels find the worker's pod (its requests and limits are the recorded spec's).
-                assert!(
-                    r.iter().any(|(l, _)| l["pod"] == pod),
-                    "{}: {pod} not in {r:?}",
-                    panel["title"]
-                );
-            }
+    for d in dashboard_queries()
+        .into_iter()
+        .filter(|d| d.row != ALERTING_ROW)
+    {
+        let q = &d.query;
+        ran += 1;
+        let r = query(&p, q);
+        // v1 blkio counters exist only for devices with a throttle rule on this kernel: no series.
+        if r.is_empty() && !q.contains("container_fs_") {
+            empty.push(format!("{}: {q}", d.panel));
+        } else if q.contains("pod!=\"\"") && !q.contains("stevedore_container_resource_") {
+            // Usage panels find the worker's pod (its requests and limits are the recorded spec's).
+            assert!(
+                r.iter().any(|(l, _)| l["pod"] == pod),
+                "{}: {pod} not in {r:?}",
+                d.panel
+            );
         }
     }
     assert_eq!(ran, 28);

@@ -95,3 +95,48 @@ pub fn query(p: &Prometheus, q: &str) -> Vec<(serde_json::Value, f64)> {
         })
         .collect()
 }
+
+/// One query of the shipped Grafana dashboard (dashboards/stevedore.json).
+#[allow(dead_code)]
+pub struct DashboardQuery {
+    /// The title of the row the panel sits in.
+    pub row: String,
+    pub panel: String,
+    /// As written, with Grafana's variables.
+    pub expr: String,
+    /// Runnable: the variables at "All" and `$__rate_interval` at 10 s.
+    pub query: String,
+}
+
+/// The row of the dashboard whose queries read the shipped alerting and recording rules.
+#[allow(dead_code)]
+pub const ALERTING_ROW: &str = "Alerts and usual bands";
+
+/// Every query of the shipped dashboard, in panel order.
+#[allow(dead_code)]
+pub fn dashboard_queries() -> Vec<DashboardQuery> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/stevedore.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (mut row, mut out) = (String::new(), Vec::new());
+    for panel in dash["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            row = panel["title"].as_str().unwrap().to_string();
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap().to_string();
+            let query = ["$job", "$instance", "$namespace", "$pod"]
+                .iter()
+                .fold(expr.replace("$__rate_interval", "10s"), |q, v| {
+                    q.replace(v, ".*")
+                });
+            out.push(DashboardQuery {
+                row: row.clone(),
+                panel: panel["title"].as_str().unwrap().to_string(),
+                expr,
+                query,
+            });
+        }
+    }
+    out
+}
