@@ -1,7 +1,8 @@
 //! Delivery by GitOps with the real helm v4: the chart renders the same bytes on every run (Argo CD never
 //! shows it out of sync), its values.schema.json refuses a misspelt or mistyped value and accepts every
 //! documented one, the Argo CD Application's and the Flux HelmRelease's values render, and the chart is
-//! pushed to a local OCI registry (Debian's docker-registry) and installed from there.
+//! pushed to a local OCI registry (Debian's docker-registry) and installed from there. The Application is
+//! checked against Argo CD's CRD schema (an excerpt kept in deploy/gitops/schema).
 
 mod common;
 
@@ -256,4 +257,77 @@ fn the_chart_is_pushed_to_an_oci_registry_and_installed_from_there() {
             "{reference} renders differently"
         );
     }
+}
+
+/// Errors of `doc` against a JSON Schema, by the jsonschema package of the venv ./scripts/test makes
+/// (kubernetes-validate's own dependency), one line each; empty when it is valid.
+fn schema_errors(schema: &Path, doc: &Value) -> Vec<String> {
+    let python = root().join("target/k8s-tools/venv/bin/python");
+    assert!(python.exists(), "{}: run ./scripts/test", python.display());
+    let script = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        doc = json.load(sys.stdin)\n\
+        v = jsonschema.Draft7Validator(schema)\n\
+        for e in sorted(v.iter_errors(doc), key=str):\n\
+        \x20   print('/'.join(map(str, e.absolute_path)) + ': ' + e.message)\n";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), doc).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the schema check itself failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The Application is valid against Argo CD's own CRD schema (an excerpt kept in deploy/gitops/schema,
+/// its source named in it), and the same check refuses a misspelt field and a mistyped one.
+#[test]
+fn the_argo_cd_application_is_valid_against_argo_cds_crd_schema() {
+    let schema = root().join("deploy/gitops/schema/argocd-application-v1alpha1.json");
+    let app = yaml("deploy/gitops/argocd-application.yaml");
+    assert_eq!(app["kind"], "Application");
+    assert_eq!(schema_errors(&schema, &app), Vec::<String>::new());
+
+    let mut misspelt = app.clone();
+    misspelt["spec"]["syncPolicy"]["automated"]["selfheal"] = Value::Bool(true);
+    misspelt["spec"]["source"]["helm"]["valueObject"] = serde_json::json!({});
+    let errors = schema_errors(&schema, &misspelt);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("'selfheal' was unexpected")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("'valueObject' was unexpected")),
+        "{errors:?}"
+    );
+
+    let mut mistyped = app;
+    mistyped["spec"]["syncPolicy"]["retry"]["limit"] = Value::from("5");
+    mistyped["spec"].as_object_mut().unwrap().remove("project");
+    let errors = schema_errors(&schema, &mistyped);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("spec/syncPolicy/retry/limit: '5' is not of type 'integer'")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("'project' is a required property")),
+        "{errors:?}"
+    );
 }
