@@ -14,6 +14,7 @@ pub mod firefox;
 pub mod kube;
 pub mod prometheus;
 pub mod registry;
+pub mod vm;
 
 #[path = "../../src/testutil/fixtures.rs"]
 mod fixtures;

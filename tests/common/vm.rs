@@ -1,0 +1,248 @@
+//! A live cgroup v2 kernel for the tests, without touching this host's cgroups: Debian's own kernel
+//! package (downloaded and unpacked under target/v2-kernels by ./scripts/test, never installed) boots in
+//! qemu-system-x86 (TCG) with an initramfs made here: busybox-static, the static release binary, the
+//! virtio modules and an /init that mounts cgroup2 with every controller enabled, runs the test's shell
+//! script, and sends back the script's /out directory as base64 tar on the second serial port. A
+//! virtio disk (/dev/vda, 64 MiB) is there for direct block I/O.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// An unpacked kernel package: target/v2-kernels/<package version>/{boot,lib/modules}.
+pub struct Kernel {
+    pub package: String,
+    pub release: String,
+    pub vmlinuz: PathBuf,
+    pub modules: PathBuf,
+}
+
+/// Every kernel ./scripts/test unpacked, oldest package first.
+pub fn kernels() -> Vec<Kernel> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/v2-kernels");
+    let mut out: Vec<Kernel> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run ./scripts/test (it unpacks the kernels)",
+                root.display()
+            )
+        })
+        .flatten()
+        .filter_map(|d| {
+            let modules = std::fs::read_dir(d.path().join("lib/modules"))
+                .ok()?
+                .flatten()
+                .next()?;
+            let release = modules.file_name().to_string_lossy().into_owned();
+            Some(Kernel {
+                package: d.file_name().to_string_lossy().into_owned(),
+                vmlinuz: d.path().join(format!("boot/vmlinuz-{release}")),
+                modules: modules.path(),
+                release,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.package.cmp(&b.package));
+    assert!(
+        !out.is_empty(),
+        "no kernel under {}: run ./scripts/test",
+        root.display()
+    );
+    out
+}
+
+/// What a boot brought back: the script's /out, the console log, and how long the boot took.
+pub struct Boot {
+    pub out: tempfile::TempDir,
+    pub console: String,
+    pub took: Duration,
+}
+
+impl Boot {
+    pub fn read(&self, rel: &str) -> String {
+        let p = self.out.path().join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| {
+            panic!(
+                "{} from the VM: {e}\nconsole:\n{}",
+                p.display(),
+                self.console
+            )
+        })
+    }
+}
+
+const MODULES: [&str; 6] = [
+    "drivers/virtio/virtio_ring",
+    "drivers/virtio/virtio",
+    "drivers/virtio/virtio_pci_legacy_dev",
+    "drivers/virtio/virtio_pci_modern_dev",
+    "drivers/virtio/virtio_pci",
+    "drivers/block/virtio_blk",
+];
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mount -t cgroup2 cgroup2 /sys/fs/cgroup; mount -t tmpfs tmp /tmp
+for pass in 1 2 3; do for m in /lib/modules/*.ko; do insmod "$m" 2>/dev/null && rm "$m"; done; done
+ip link set lo up
+cd /sys/fs/cgroup && for c in $(cat cgroup.controllers); do echo "+$c" > cgroup.subtree_control; done; cd /
+echo "controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+sh -e /script.sh > /out/script.log 2>&1; echo "script exit $?" >> /out/script.log
+tar -C /out -c . | base64 > /dev/ttyS1
+echo VM-DONE
+poweroff -f
+"#;
+
+/// Boots `kernel` with `script` (run by `sh -e` as root, its output in /out/script.log) and returns /out.
+pub fn boot(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "out", "lib/modules"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let copy = |from: &Path, to: &str| {
+        std::fs::copy(from, root.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    };
+    copy(Path::new("/bin/busybox"), "bin/busybox");
+    copy(binary, "bin/stevedore");
+    // Modules as the package has them: plain (6.1) or xz-compressed (6.12, where virtio and virtio_pci
+    // are built in and so absent).
+    for m in MODULES {
+        let name = m.rsplit('/').next().unwrap();
+        let to = format!("lib/modules/{name}.ko");
+        let plain = kernel.modules.join(format!("kernel/{m}.ko"));
+        let xz = kernel.modules.join(format!("kernel/{m}.ko.xz"));
+        if plain.exists() {
+            copy(&plain, &to);
+        } else if xz.exists() {
+            let out = Command::new("xz").arg("-dc").arg(&xz).output().unwrap();
+            assert!(out.status.success(), "xz -dc {}", xz.display());
+            std::fs::write(root.join(&to), out.stdout).unwrap();
+        }
+    }
+    for (name, text) in [("init", INIT), ("script.sh", script)] {
+        std::fs::write(root.join(name), text).unwrap();
+        std::fs::set_permissions(root.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let initrd = dir.path().join("initrd.cpio");
+    write_cpio(&root, &initrd);
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (console, data) = (dir.path().join("console.log"), dir.path().join("data.b64"));
+    let t0 = Instant::now();
+    let status = Command::new("timeout")
+        .args([
+            "300",
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+        ])
+        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet hugepages=8"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", data.display()))
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=raw", disk.display()))
+        .status()
+        .expect("qemu-system-x86_64 (Debian's qemu-system-x86; ./scripts/test installs it)");
+    let took = t0.elapsed();
+    let console = std::fs::read_to_string(&console).unwrap_or_default();
+    assert!(
+        status.success() && console.contains("VM-DONE"),
+        "{status}; console:\n{console}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let b64: String = std::fs::read_to_string(&data)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let mut tar = Command::new("sh")
+        .arg("-c")
+        .arg("base64 -d | tar -x -C \"$0\"")
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tar.stdin.take().unwrap().write_all(b64.as_bytes()).unwrap();
+    assert!(
+        tar.wait().unwrap().success(),
+        "the VM's /out did not come back; console:\n{console}"
+    );
+    Boot { out, console, took }
+}
+
+/// An initramfs: a cpio archive in the kernel's "newc" format of every file and directory under `root`.
+fn write_cpio(root: &Path, to: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(to).unwrap());
+    let mut entries = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            entries.push(e.path());
+        }
+    }
+    entries.sort();
+    let pad = |n: usize| vec![0u8; (4 - n % 4) % 4];
+    let record = |out: &mut dyn Write, ino: usize, name: &str, mode: u32, data: &[u8]| {
+        let fields = [
+            ino as u32,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
+        let mut h = String::from("070701");
+        for f in fields {
+            h.push_str(&format!("{f:08x}"));
+        }
+        let mut head = h.into_bytes();
+        head.extend_from_slice(name.as_bytes());
+        head.push(0);
+        let p = pad(head.len());
+        out.write_all(&head).unwrap();
+        out.write_all(&p).unwrap();
+        out.write_all(data).unwrap();
+        out.write_all(&pad(data.len())).unwrap();
+    };
+    for (i, p) in entries.iter().enumerate() {
+        let meta = std::fs::symlink_metadata(p).unwrap();
+        let name = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let data = if meta.is_file() {
+            std::fs::read(p).unwrap()
+        } else {
+            vec![]
+        };
+        record(&mut out, i + 1, &name, meta.mode(), &data);
+    }
+    record(&mut out, entries.len() + 1, "TRAILER!!!", 0, &[]);
+}
