@@ -21,21 +21,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_client::events::{
+use super::containerd_api::containerd::events::{
     ContainerCreate, ContainerDelete, ContainerUpdate, TaskDelete, TaskExit, TaskPaused,
     TaskResumed, TaskStart,
 };
-use containerd_client::services::v1::{
-    Container, GetContainerRequest, GetRequest, ListContainersRequest, ListNamespacesRequest,
-    ListTasksRequest, SubscribeRequest,
-    containers_client::ContainersClient,
-    events_client::EventsClient,
-    namespaces_client::NamespacesClient,
-    snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
-    tasks_client::TasksClient,
+use super::containerd_api::containerd::services::{
+    containers::v1::{
+        Container, GetContainerRequest, ListContainersRequest, containers_client::ContainersClient,
+    },
+    events::v1::{SubscribeRequest, events_client::EventsClient},
+    namespaces::v1::{ListNamespacesRequest, namespaces_client::NamespacesClient},
+    snapshots::v1::{MountsRequest, snapshots_client::SnapshotsClient},
+    tasks::v1::{GetRequest, ListTasksRequest, tasks_client::TasksClient},
 };
-use containerd_client::tonic::{self, Code, Request, transport::Channel};
-use containerd_client::types::v1::{Process, Status};
+use super::containerd_api::containerd::types::{Envelope, Mount};
+use super::containerd_api::containerd::v1::types::{Process, Status};
+use tonic::{self, Code, Request, transport::Channel};
 
 use super::error::SourceError;
 use super::{ContainerMeta, MetaStore};
@@ -101,7 +102,7 @@ async fn sync_and_follow(
     health: &Health,
 ) -> Result<(), SourceError> {
     let path = config.address.clone();
-    let channel = containerd_client::connect(&path)
+    let channel = super::containerd_api::connect(path.as_ref())
         .await
         .map_err(|e| config.unreachable("connect", e))?;
     let (mut events, subscription) = subscribe(channel.clone());
@@ -143,7 +144,7 @@ async fn sync_and_follow(
 /// event, so its start cannot be awaited).
 const RESYNC: Duration = Duration::from_secs(300);
 
-type Event = Result<containerd_client::types::Envelope, tonic::Status>;
+type Event = Result<Envelope, tonic::Status>;
 
 /// Reads containerd's events into a channel, in a task of its own: containerd sends a subscription's
 /// response headers only with the first event, so awaiting the subscription would wait for one.
@@ -259,7 +260,7 @@ async fn layer_of(
 }
 
 /// The `upperdir=` option of an overlay mount.
-pub(crate) fn upper_dir(mounts: &[containerd_client::types::Mount]) -> Option<String> {
+pub(crate) fn upper_dir(mounts: &[Mount]) -> Option<String> {
     (mounts.iter())
         .flat_map(|m| m.options.iter())
         .find_map(|o| o.strip_prefix("upperdir="))

@@ -2,6 +2,7 @@
 //! background, keep caches current, and never run on the scrape path: collectors read their caches.
 
 pub(crate) mod containerd;
+pub(crate) mod containerd_api;
 pub(crate) mod docker;
 pub(crate) mod error;
 pub(crate) mod kubelet;
