@@ -50,7 +50,47 @@ fn layouts() -> Vec<(&'static str, String, u32)> {
             format!("/kubepods/burstable/pod{uid}/{}", id("f0")),
             10000,
         ),
+        (
+            "podman-rootless",
+            format!(
+                "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{}.scope",
+                id("b0")
+            ),
+            10000,
+        ),
+        // A container that runs its own cgroups (systemd inside, or a delegated subtree): its processes
+        // sit in a child, the scope's files count them all.
+        (
+            "docker-nested",
+            format!("/system.slice/docker-{}.scope", id("90")),
+            10000,
+        ),
     ]
+}
+
+/// Where a layout's processes go below its cgroup.
+fn payload(name: &str) -> &'static str {
+    if name == "docker-nested" {
+        "/payload"
+    } else {
+        ""
+    }
+}
+
+/// The pod cgroups above the containers (and the pause sandbox beside them).
+fn pods() -> Vec<String> {
+    let uid = "6f1c2b3a-9d8e-4f70-8a1b-2c3d4e5f6071";
+    let u = uid.replace('-', "_");
+    vec![
+        format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u}.slice"),
+        format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice"),
+        format!("/kubepods/burstable/pod{uid}"),
+    ]
+}
+
+/// containerd's pause sandbox of the burstable pod: a container of its own.
+fn pause() -> String {
+    format!("{}/cri-containerd-{}{}.scope", pods()[0], "5a", &D[2..])
 }
 
 /// Cgroups that real runtimes make beside containers and a scrape must leave out.
@@ -58,6 +98,7 @@ fn left_out() -> Vec<String> {
     let uid = "6f1c2b3a_9d8e_4f70_8a1b_2c3d4e5f6071";
     vec![
         format!("/machine.slice/libpod-conmon-{D}.scope"),
+        format!("/system.slice/docker-90{}.scope/payload", &D[2..]),
         format!(
             "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice/crio-conmon-{D}.scope"
         ),
@@ -86,15 +127,16 @@ stevedore --web.listen-address=127.0.0.1:9100 > /out/stevedore.log 2>&1 &
 "#,
     );
     let mut cgs = vec![];
-    for (i, (_, cg, quota)) in layouts().into_iter().enumerate() {
+    for (i, (name, cg, quota)) in layouts().into_iter().enumerate() {
+        let run = format!("{cg}{}", payload(name));
         s += &format!(
-            "mkcg {cg}; echo '{quota} 100000' > $C{cg}/cpu.max; echo 268435456 > $C{cg}/memory.max\n\
+            "mkcg {run}; echo '{quota} 100000' > $C{cg}/cpu.max; echo 268435456 > $C{cg}/memory.max\n\
              echo 16777216 > $C{cg}/memory.min; echo 64 > $C{cg}/pids.max\n\
-             inside {cg} sh -c 'while :; do :; done' &\n\
-             inside {cg} dd if=/dev/zero of=/tmp/hog{i} bs=1M count=20 2>/dev/null\n\
-             inside {cg} dd if=/dev/vda of=/dev/null bs=1M count=4 skip={r} iflag=direct 2>/dev/null\n\
-             inside {cg} dd if=/dev/zero of=/dev/vda bs=1M count=2 seek={w} oflag=direct 2>/dev/null\n\
-             inside {cg} sleep 100000 &\n",
+             inside {run} sh -c 'while :; do :; done' &\n\
+             inside {run} dd if=/dev/zero of=/tmp/hog{i} bs=1M count=20 2>/dev/null\n\
+             inside {run} dd if=/dev/vda of=/dev/null bs=1M count=4 skip={r} iflag=direct 2>/dev/null\n\
+             inside {run} dd if=/dev/zero of=/dev/vda bs=1M count=2 seek={w} oflag=direct 2>/dev/null\n\
+             inside {run} sleep 100000 &\n",
             r = i * 4,
             w = 32 + i * 2
         );
@@ -106,6 +148,10 @@ stevedore --web.listen-address=127.0.0.1:9100 > /out/stevedore.log 2>&1 &
         s += &format!("mkcg {cg}; inside {cg} sleep 100000 &\n");
         cgs.push(cg);
     }
+    let pause = pause();
+    s += &format!("mkcg {pause}; inside {pause} sleep 100000 &\n");
+    cgs.push(pause);
+    cgs.extend(pods());
     let oom = oom_cgroup();
     s += &format!(
         "mkcg {oom}; echo 16777216 > $C{oom}/memory.max; echo 0 > $C{oom}/memory.swap.max\n\
@@ -392,6 +438,17 @@ fn run_on(k: &Kernel) {
     for line in log.lines().filter(|l| l.starts_with("at ")) {
         eprintln!("  {line}");
     }
+    // Keys this kernel's files have (they differ between versions; unknown ones must not matter).
+    let docker = files(&b, "before1", &layouts()[0].1);
+    for file in ["cpu.stat", "memory.stat", "memory.events"] {
+        let keys: Vec<String> = docker
+            .text(file)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect();
+        eprintln!("  {file} keys on {}: {}", k.release, keys.join(" "));
+    }
     let (m1, m2) = (b.read("m1.txt"), b.read("m2.txt"));
     assert_eq!(promtool_problems(&m1), Vec::<String>::new());
     assert_eq!(strict_problems(&b.read("om.txt")), Vec::<String>::new());
@@ -406,6 +463,66 @@ fn run_on(k: &Kernel) {
         check_memory(&b, &s[0], &cg);
         check_io_and_psi(&b, &s[0], &cg);
     }
+    // Pods: each pod cgroup is served, its figures its own files' (the sum of its containers).
+    for pod in pods() {
+        let (f0, f1) = (files(&b, "before1", &pod), files(&b, "after1", &pod));
+        let (lo, hi) = (
+            f0.key("cpu.stat", "usage_usec") / 1e6,
+            f1.key("cpu.stat", "usage_usec") / 1e6,
+        );
+        between(
+            &format!("{pod} cpu"),
+            value(
+                &s[0],
+                "container_cpu_usage_seconds_total",
+                &[("id", &pod), ("cpu", "total")],
+            ),
+            lo,
+            hi,
+        );
+        let (m0, m1) = (f0.num("memory.current"), f1.num("memory.current"));
+        between(
+            &format!("{pod} memory"),
+            value(&s[0], "container_memory_usage_bytes", &[("id", &pod)]),
+            m0.min(m1),
+            m0.max(m1),
+        );
+    }
+    assert!(
+        value(&s[0], "container_memory_usage_bytes", &[("id", &pause())]).is_some(),
+        "the pause sandbox {} is a container",
+        pause()
+    );
+    // Pods: each pod cgroup is served, its figures its own files' (the sum of its containers).
+    for pod in pods() {
+        let (f0, f1) = (files(&b, "before1", &pod), files(&b, "after1", &pod));
+        let (lo, hi) = (
+            f0.key("cpu.stat", "usage_usec") / 1e6,
+            f1.key("cpu.stat", "usage_usec") / 1e6,
+        );
+        between(
+            &format!("{pod} cpu"),
+            value(
+                &s[0],
+                "container_cpu_usage_seconds_total",
+                &[("id", &pod), ("cpu", "total")],
+            ),
+            lo,
+            hi,
+        );
+        let (m0, m1) = (f0.num("memory.current"), f1.num("memory.current"));
+        between(
+            &format!("{pod} memory"),
+            value(&s[0], "container_memory_usage_bytes", &[("id", &pod)]),
+            m0.min(m1),
+            m0.max(m1),
+        );
+    }
+    assert!(
+        value(&s[0], "container_memory_usage_bytes", &[("id", &pause())]).is_some(),
+        "the pause sandbox {} is a container",
+        pause()
+    );
     for cg in left_out() {
         assert!(
             !s[0].iter().any(|x| x.labels.get("id") == Some(&cg)),

@@ -18,11 +18,14 @@ const PROTOS: &[&str] = &[
 pub fn generate(out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
     let files: Vec<_> = PROTOS.iter().map(|p| root.join(p)).collect();
+    // No comments: containerd's would become rustdoc, and rustdoc runs their code-like lines as tests.
+    let mut messages = prost_build::Config::new();
+    messages.disable_comments(["."]);
     tonic_prost_build::configure()
         .build_server(false)
         .disable_comments(["."])
         .out_dir(out)
-        .compile_protos(&files, &[root])
+        .compile_with_config(messages, &files, &[root])
         .expect("protoc (Debian's protobuf-compiler) and proto/");
 }
 

@@ -76,8 +76,6 @@ pub struct TaskDelete {
     pub exit_status: u32,
     #[prost(message, optional, tag = "4")]
     pub exited_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// id is the specific exec. By default if omitted will be `""` thus matches
-    /// the init exec of the task matching `container_id`.
     #[prost(string, tag = "5")]
     pub id: ::prost::alloc::string::String,
 }

@@ -2,70 +2,32 @@
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Container {
-    /// ID is the user-specified identifier.
-    ///
-    /// This field may not be updated.
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
-    /// Labels provides an area to include arbitrary data on containers.
-    ///
-    /// The combined size of a key/value pair cannot exceed 4096 bytes.
-    ///
-    /// Note that to add a new value to this field, read the existing set and
-    /// include the entire result in the update call.
     #[prost(map = "string, string", tag = "2")]
     pub labels: ::std::collections::HashMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
-    /// Image contains the reference of the image used to build the
-    /// specification and snapshots for running this container.
-    ///
-    /// If this field is updated, the spec and rootfs needed to updated, as well.
     #[prost(string, tag = "3")]
     pub image: ::prost::alloc::string::String,
-    /// Runtime specifies which runtime to use for executing this container.
     #[prost(message, optional, tag = "4")]
     pub runtime: ::core::option::Option<container::Runtime>,
-    /// Spec to be used when creating the container. This is runtime specific.
     #[prost(message, optional, tag = "5")]
     pub spec: ::core::option::Option<::prost_types::Any>,
-    /// Snapshotter specifies the snapshotter name used for rootfs
     #[prost(string, tag = "6")]
     pub snapshotter: ::prost::alloc::string::String,
-    /// SnapshotKey specifies the snapshot key to use for the container's root
-    /// filesystem. When starting a task from this container, a caller should
-    /// look up the mounts from the snapshot service and include those on the
-    /// task create request.
-    ///
-    /// Snapshots referenced in this field will not be garbage collected.
-    ///
-    /// This field is set to empty when the rootfs is not a snapshot.
-    ///
-    /// This field may be updated.
     #[prost(string, tag = "7")]
     pub snapshot_key: ::prost::alloc::string::String,
-    /// CreatedAt is the time the container was first created.
     #[prost(message, optional, tag = "8")]
     pub created_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// UpdatedAt is the last time the container was mutated.
     #[prost(message, optional, tag = "9")]
     pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// Extensions allow clients to provide zero or more blobs that are directly
-    /// associated with the container. One may provide protobuf, json, or other
-    /// encoding formats. The primary use of this is to further decorate the
-    /// container object with fields that may be specific to a client integration.
-    ///
-    /// The key portion of this map should identify a "name" for the extension
-    /// that should be unique against other extensions. When updating extension
-    /// data, one should only update the specified extension using field paths
-    /// to select a specific map key.
     #[prost(map = "string, message", tag = "10")]
     pub extensions: ::std::collections::HashMap<
         ::prost::alloc::string::String,
         ::prost_types::Any,
     >,
-    /// Sandbox ID this container belongs to.
     #[prost(string, tag = "11")]
     pub sandbox: ::prost::alloc::string::String,
 }
@@ -74,10 +36,8 @@ pub mod container {
     #[allow(clippy::all)]
     #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
     pub struct Runtime {
-        /// Name is the name of the runtime.
         #[prost(string, tag = "1")]
         pub name: ::prost::alloc::string::String,
-        /// Options specify additional runtime initialization options.
         #[prost(message, optional, tag = "2")]
         pub options: ::core::option::Option<::prost_types::Any>,
     }
@@ -97,16 +57,6 @@ pub struct GetContainerResponse {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListContainersRequest {
-    /// Filters contains one or more filters using the syntax defined in the
-    /// containerd filter package.
-    ///
-    /// The returned result will be those that match any of the provided
-    /// filters. Expanded, containers that match the following will be
-    /// returned:
-    ///
-    /// 	filters\[0\] or filters\[1\] or ... or filters\[n-1\] or filters\[n\]
-    ///
-    /// If filters is zero-length or nil, all items will be returned.
     #[prost(string, repeated, tag = "1")]
     pub filters: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
@@ -128,21 +78,11 @@ pub struct CreateContainerResponse {
     #[prost(message, optional, tag = "1")]
     pub container: ::core::option::Option<Container>,
 }
-/// UpdateContainerRequest updates the metadata on one or more container.
-///
-/// The operation should follow semantics described in
-/// <https://developers.google.com/protocol-buffers/docs/reference/csharp/class/google/protobuf/well-known-types/field-mask,>
-/// unless otherwise qualified.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct UpdateContainerRequest {
-    /// Container provides the target values, as declared by the mask, for the update.
-    ///
-    /// The ID field must be set.
     #[prost(message, optional, tag = "1")]
     pub container: ::core::option::Option<Container>,
-    /// UpdateMask specifies which fields to perform the update on. If empty,
-    /// the operation applies to all fields.
     #[prost(message, optional, tag = "2")]
     pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
 }

@@ -4,12 +4,6 @@
 pub struct Namespace {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
-    /// Labels provides an area to include arbitrary data on namespaces.
-    ///
-    /// The combined size of a key/value pair cannot exceed 4096 bytes.
-    ///
-    /// Note that to add a new value to this field, read the existing set and
-    /// include the entire result in the update call.
     #[prost(map = "string, string", tag = "2")]
     pub labels: ::std::collections::HashMap<
         ::prost::alloc::string::String,
@@ -52,25 +46,11 @@ pub struct CreateNamespaceResponse {
     #[prost(message, optional, tag = "1")]
     pub namespace: ::core::option::Option<Namespace>,
 }
-/// UpdateNamespaceRequest updates the metadata for a namespace.
-///
-/// The operation should follow semantics described in
-/// <https://developers.google.com/protocol-buffers/docs/reference/csharp/class/google/protobuf/well-known-types/field-mask,>
-/// unless otherwise qualified.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct UpdateNamespaceRequest {
-    /// Namespace provides the target value, as declared by the mask, for the update.
-    ///
-    /// The namespace field must be set.
     #[prost(message, optional, tag = "1")]
     pub namespace: ::core::option::Option<Namespace>,
-    /// UpdateMask specifies which fields to perform the update on. If empty,
-    /// the operation applies to all fields.
-    ///
-    /// For the most part, this applies only to selectively updating labels on
-    /// the namespace. While field masks are typically limited to ascii alphas
-    /// and digits, we just take everything after the "labels." as the map key.
     #[prost(message, optional, tag = "2")]
     pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
 }

@@ -8,9 +8,6 @@ pub struct PrepareSnapshotRequest {
     pub key: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub parent: ::prost::alloc::string::String,
-    /// Labels are arbitrary data on snapshots.
-    ///
-    /// The combined size of a key/value pair cannot exceed 4096 bytes.
     #[prost(map = "string, string", tag = "4")]
     pub labels: ::std::collections::HashMap<
         ::prost::alloc::string::String,
@@ -32,9 +29,6 @@ pub struct ViewSnapshotRequest {
     pub key: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub parent: ::prost::alloc::string::String,
-    /// Labels are arbitrary data on snapshots.
-    ///
-    /// The combined size of a key/value pair cannot exceed 4096 bytes.
     #[prost(map = "string, string", tag = "4")]
     pub labels: ::std::collections::HashMap<
         ::prost::alloc::string::String,
@@ -78,9 +72,6 @@ pub struct CommitSnapshotRequest {
     pub name: ::prost::alloc::string::String,
     #[prost(string, tag = "3")]
     pub key: ::prost::alloc::string::String,
-    /// Labels are arbitrary data on snapshots.
-    ///
-    /// The combined size of a key/value pair cannot exceed 4096 bytes.
     #[prost(map = "string, string", tag = "4")]
     pub labels: ::std::collections::HashMap<
         ::prost::alloc::string::String,
@@ -104,15 +95,10 @@ pub struct Info {
     pub parent: ::prost::alloc::string::String,
     #[prost(enumeration = "Kind", tag = "3")]
     pub kind: i32,
-    /// CreatedAt provides the time at which the snapshot was created.
     #[prost(message, optional, tag = "4")]
     pub created_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// UpdatedAt provides the time the info was last updated.
     #[prost(message, optional, tag = "5")]
     pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// Labels are arbitrary data on snapshots.
-    ///
-    /// The combined size of a key/value pair cannot exceed 4096 bytes.
     #[prost(map = "string, string", tag = "6")]
     pub labels: ::std::collections::HashMap<
         ::prost::alloc::string::String,
@@ -132,12 +118,6 @@ pub struct UpdateSnapshotRequest {
     pub snapshotter: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "2")]
     pub info: ::core::option::Option<Info>,
-    /// UpdateMask specifies which fields to perform the update on. If empty,
-    /// the operation applies to all fields.
-    ///
-    /// In info, Name, Parent, Kind, Created are immutable,
-    /// other field may be updated using this mask.
-    /// If no mask is provided, all mutable field are updated.
     #[prost(message, optional, tag = "3")]
     pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
 }
@@ -152,16 +132,6 @@ pub struct UpdateSnapshotResponse {
 pub struct ListSnapshotsRequest {
     #[prost(string, tag = "1")]
     pub snapshotter: ::prost::alloc::string::String,
-    /// Filters contains one or more filters using the syntax defined in the
-    /// containerd filter package.
-    ///
-    /// The returned result will be those that match any of the provided
-    /// filters. Expanded, images that match the following will be
-    /// returned:
-    ///
-    /// 	filters\[0\] or filters\[1\] or ... or filters\[n-1\] or filters\[n\]
-    ///
-    /// If filters is zero-length or nil, all items will be returned.
     #[prost(string, repeated, tag = "2")]
     pub filters: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }

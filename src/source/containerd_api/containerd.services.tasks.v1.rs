@@ -4,12 +4,6 @@
 pub struct CreateTaskRequest {
     #[prost(string, tag = "1")]
     pub container_id: ::prost::alloc::string::String,
-    /// RootFS provides the pre-chroot mounts to perform in the shim before
-    /// executing the container task.
-    ///
-    /// These are for mounts that cannot be performed in the user namespace.
-    /// Typically, these mounts should be resolved from snapshots specified on
-    /// the container object.
     #[prost(message, repeated, tag = "3")]
     pub rootfs: ::prost::alloc::vec::Vec<super::super::super::types::Mount>,
     #[prost(string, tag = "4")]
@@ -126,12 +120,8 @@ pub struct ExecProcessRequest {
     pub stderr: ::prost::alloc::string::String,
     #[prost(bool, tag = "5")]
     pub terminal: bool,
-    /// Spec for starting a process in the target container.
-    ///
-    /// For runc, this is a process spec, for example.
     #[prost(message, optional, tag = "6")]
     pub spec: ::core::option::Option<::prost_types::Any>,
-    /// id of the exec process
     #[prost(string, tag = "7")]
     pub exec_id: ::prost::alloc::string::String,
 }
@@ -181,7 +171,6 @@ pub struct ListPidsRequest {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListPidsResponse {
-    /// Processes includes the process ID and additional process information
     #[prost(message, repeated, tag = "1")]
     pub processes: ::prost::alloc::vec::Vec<super::super::super::v1::types::ProcessInfo>,
 }

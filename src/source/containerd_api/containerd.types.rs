@@ -11,27 +11,15 @@ pub struct Envelope {
     #[prost(message, optional, tag = "4")]
     pub event: ::core::option::Option<::prost_types::Any>,
 }
-/// Mount describes mounts for a container.
-///
-/// This type is the lingua franca of ContainerD. All services provide mounts
-/// to be used with the container at creation time.
-///
-/// The Mount type follows the structure of the mount syscall, including a type,
-/// source, target and options.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Mount {
-    /// Type defines the nature of the mount.
     #[prost(string, tag = "1")]
     pub r#type: ::prost::alloc::string::String,
-    /// Source specifies the name of the mount. Depending on mount type, this
-    /// may be a volume name or a host path, or even ignored.
     #[prost(string, tag = "2")]
     pub source: ::prost::alloc::string::String,
-    /// Target path in container
     #[prost(string, tag = "3")]
     pub target: ::prost::alloc::string::String,
-    /// Options specifies zero or more fstab style mount options.
     #[prost(string, repeated, tag = "4")]
     pub options: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
@@ -45,11 +33,6 @@ pub struct Metric {
     #[prost(message, optional, tag = "3")]
     pub data: ::core::option::Option<::prost_types::Any>,
 }
-/// Descriptor describes a blob in a content store.
-///
-/// This descriptor can be used to reference content from an
-/// oci descriptor found in a manifest.
-/// See <https://godoc.org/github.com/opencontainers/image-spec/specs-go/v1#Descriptor>
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Descriptor {

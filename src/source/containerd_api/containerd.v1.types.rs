@@ -26,12 +26,8 @@ pub struct Process {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProcessInfo {
-    /// PID is the process ID.
     #[prost(uint32, tag = "1")]
     pub pid: u32,
-    /// Info contains additional process information.
-    ///
-    /// Info varies by platform.
     #[prost(message, optional, tag = "2")]
     pub info: ::core::option::Option<::prost_types::Any>,
 }
