@@ -174,7 +174,9 @@ impl Layout {
         }
     }
 
-    /// The pids in a cgroup (cgroup.procs), for process, fd and network figures.
+    /// The pids in a cgroup and the cgroups below it (cgroup.procs, as cAdvisor's GetAllPids), for
+    /// process, fd and network figures: a container that runs its own cgroups (systemd inside, a
+    /// delegated subtree) keeps its processes in children, and on v2 none in itself. Its own come first.
     pub(crate) fn procs(&self, rel: &str, files: &mut Files) -> Vec<u32> {
         let dir = match self {
             Layout::V2 { root } => join(root, rel),
@@ -186,11 +188,44 @@ impl Layout {
                 None => return Vec::new(),
             },
         };
-        match files.text(&dir, "cgroup.procs") {
-            Some(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
-            None => Vec::new(),
+        let mut pids = Vec::new();
+        let mut dirs = vec![(dir, 0)];
+        let mut seen = 0;
+        while let Some((dir, depth)) = dirs.pop() {
+            if let Some(text) = files.text(&dir, "cgroup.procs") {
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+            if depth < NESTED_DEPTH {
+                for child in child_dirs(&dir) {
+                    seen += 1;
+                    if seen > NESTED_CGROUPS {
+                        return pids;
+                    }
+                    dirs.push((child, depth + 1));
+                }
+            }
         }
+        pids
     }
+}
+
+/// How deep and how many nested cgroups below a container are listed for its processes.
+const NESTED_DEPTH: usize = 8;
+const NESTED_CGROUPS: usize = 256;
+
+/// The cgroup folders directly below `dir`, sorted (so the order of pids is stable).
+fn child_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// Whether some folder within `depth` levels below `dir` holds `cgroup.controllers`.
