@@ -116,9 +116,9 @@ fn script() -> String {
 mkcg() { p=$C; for part in $(echo "$1" | tr / ' '); do
   echo "+cpu +memory +io +pids +hugetlb" > $p/cgroup.subtree_control; p=$p/$part; mkdir -p $p; done; }
 inside() { cg=$1; shift; sh -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$C$cg" "$@"; }
-snap() { for cg in / $CGS; do d=/out/$1/$(echo "$cg" | tr / _); mkdir -p $d
+snap() { mkdir -p /out/$1; for cg in / $CGS; do
   for f in $C$cg/*.stat $C$cg/*.max $C$cg/*.current $C$cg/*.events $C$cg/*.pressure $C$cg/memory.min $C$cg/memory.peak; do
-    [ -r $f ] && cat $f > $d/$(basename $f) 2>/dev/null || true; done; done
+    [ -r $f ] && echo $f; done; done | xargs grep -H '' > /out/$1/files 2>/dev/null || true
   cut -d' ' -f1 /proc/uptime > /out/$1/uptime; }
 mark() { echo "at $(cut -d' ' -f1 /proc/uptime) s: $1"; }
 mark start
@@ -178,11 +178,25 @@ mark done
 }
 
 /// The kernel's files of one cgroup, as copied at one point of the run.
-struct Files<'a>(&'a Boot, String);
+/// (the boot, the snapshot's name, the cgroup). A snapshot is one `grep -H '' <files>` in the VM (one
+/// process, not one `cat` a file: under TCG a fork costs tens of milliseconds).
+struct Files<'a>(&'a Boot, String, String);
 
 impl Files<'_> {
     fn text(&self, file: &str) -> String {
-        self.0.read(&format!("{}/{}", self.1, file))
+        let prefix = format!("/sys/fs/cgroup{}/{file}:", self.2);
+        let all = self.0.read(&format!("{}/files", self.1));
+        let lines: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "{file} of {} not in snapshot {}",
+            self.2,
+            self.1
+        );
+        lines.join("\n") + "\n"
     }
     fn num(&self, file: &str) -> f64 {
         self.text(file).trim().parse().unwrap()
@@ -201,7 +215,7 @@ fn keyed(text: &str, key: &str) -> Option<f64> {
 }
 
 fn files<'a>(b: &'a Boot, at: &str, cg: &str) -> Files<'a> {
-    Files(b, format!("{at}/{}", cg.replace('/', "_")))
+    Files(b, at.to_string(), cg.to_string())
 }
 
 /// `before <= got <= after`, the kernel's readings around the scrape.
