@@ -15,23 +15,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// The static release binary the image ships (`./scripts/test` builds it before `cargo test`).
-fn release_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/release/stevedore");
-    assert!(
-        bin.exists(),
-        "{} is missing: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --locked \
-         --target x86_64-unknown-linux-gnu (./scripts/test does)",
-        bin.display()
-    );
-    bin
-}
 
 /// The shipped rules with every `for:` shortened tenfold (10m → 60s); nothing else changes.
 fn rules_for_the_test() -> String {

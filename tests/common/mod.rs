@@ -624,3 +624,17 @@ pub fn start_support(script: &str, args: &[&str]) -> (Child, String) {
         .unwrap();
     (child, line.trim().to_string())
 }
+
+/// The static release binary the image ships (`./scripts/test` builds it before `cargo test`).
+#[allow(dead_code)]
+pub fn release_binary() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/stevedore");
+    assert!(
+        bin.exists(),
+        "{} is missing: RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --locked \
+         --target x86_64-unknown-linux-gnu (./scripts/test does)",
+        bin.display()
+    );
+    bin
+}
