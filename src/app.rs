@@ -223,15 +223,16 @@ fn start_runtimes(config: &cli::Config, sources: &Sources, shared: &mut collecto
         start_docker(config, sources, shared, &meta);
         any = true;
     }
-    if let Some(host) = podman_host(flags) {
+    for (source, host) in podman_hosts(flags) {
         use crate::source::docker;
-        tracing::info!(host = %host, "reading Podman's containers from its API");
+        tracing::info!(host = %host, source, "reading Podman's containers from its API");
         let podman = docker::Config {
             engine: docker::Engine::Podman,
+            source,
             host: Some(host),
             ..docker_config(flags)
         };
-        docker::spawn(podman, meta.clone(), sources.register("podman"), None);
+        docker::spawn(podman, meta.clone(), sources.register(source), None);
         any = true;
     }
     if let Some(address) = socket_flag(flags.containerd_address.as_deref(), CONTAINERD_SOCKET) {
@@ -276,6 +277,7 @@ fn start_layers(config: &cli::Config, shared: &mut collector::Shared) {
 fn docker_config(flags: &cli::Flags) -> crate::source::docker::Config {
     crate::source::docker::Config {
         engine: crate::source::docker::Engine::Docker,
+        source: "docker",
         host: flags.docker_host.clone(),
         stats_interval: flags.docker_stats_interval,
         stats_concurrency: flags.docker_stats_concurrency,
@@ -316,9 +318,57 @@ const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 /// containerd's socket, where its packages put it.
 const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
-/// The Podman source's address: `--podman.host`, as [`socket_flag`] reads it.
-fn podman_host(flags: &cli::Flags) -> Option<String> {
-    socket_flag(flags.podman_host.as_deref(), PODMAN_SOCKET)
+/// The Podman sources, (name, address): each socket of `--podman.host` (comma-separated; empty: none);
+/// unset, the rootful socket and every rootless user's (`/run/user/<uid>/podman/podman.sock`, served by
+/// the user's podman.socket) that exist at start.
+fn podman_hosts(flags: &cli::Flags) -> Vec<(&'static str, String)> {
+    let hosts: Vec<String> = match flags.podman_host.as_deref() {
+        Some(list) => (list.split(',').map(str::trim))
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect(),
+        None => {
+            let mut found: Vec<String> = socket_flag(None, PODMAN_SOCKET).into_iter().collect();
+            let mut users: Vec<_> = std::fs::read_dir("/run/user")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("podman/podman.sock"))
+                .filter(|p| p.exists())
+                .collect();
+            users.sort();
+            found.extend(users.iter().map(|p| format!("unix://{}", p.display())));
+            found
+        }
+    };
+    let mut names: Vec<&'static str> = vec![];
+    for h in &hosts {
+        let name = podman_source_name(h);
+        names.push(if names.contains(&name) {
+            leak(format!("podman_{}", names.len() + 1))
+        } else {
+            name
+        });
+    }
+    names.into_iter().zip(hosts).collect()
+}
+
+/// `podman_user<uid>` for a rootless user's socket (under /run/user/<uid>/), else `podman`.
+fn podman_source_name(host: &str) -> &'static str {
+    let uid = (host
+        .trim_start_matches("unix://")
+        .strip_prefix("/run/user/"))
+    .and_then(|rest| rest.split('/').next())
+    .filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()));
+    match uid {
+        Some(uid) => leak(format!("podman_user{uid}")),
+        None => "podman",
+    }
+}
+
+/// A source name made at start (a handful, once): the health registry keeps `&'static str` names.
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
 }
 
 /// A runtime socket flag: its value; unset, the runtime's usual socket if it exists now (so a host
@@ -538,4 +588,38 @@ async fn serve(
     http::serve(listener, app, limits, web, shutdown_signal()).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(flag: &str) -> Vec<(&'static str, String)> {
+        let config = cli::try_parse_from(
+            &crate::collector::toggles(),
+            ["stevedore", &format!("--podman.host={flag}")],
+        )
+        .unwrap();
+        podman_hosts(&config.flags)
+    }
+
+    #[test]
+    fn podman_sources_are_named_by_user() {
+        let rootless = "unix:///run/user/1000/podman/podman.sock";
+        assert_eq!(
+            hosts(&format!("unix:///run/podman/podman.sock, {rootless}")),
+            vec![
+                ("podman", "unix:///run/podman/podman.sock".to_string()),
+                ("podman_user1000", rootless.to_string()),
+            ]
+        );
+        assert_eq!(
+            hosts("tcp://a:8080,tcp://b:8080"),
+            vec![
+                ("podman", "tcp://a:8080".into()),
+                ("podman_2", "tcp://b:8080".into())
+            ]
+        );
+        assert!(hosts("").is_empty());
+    }
 }

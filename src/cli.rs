@@ -246,8 +246,9 @@ pub(crate) struct Flags {
     #[arg(long = "docker.host", env = "STEVEDORE_DOCKER_HOST")]
     pub docker_host: Option<String>,
 
-    /// Podman's API socket (rootful: unix:///run/podman/podman.sock, served by podman.socket or
-    /// `podman system service`). Unset: that socket if it exists at start; empty: Podman off.
+    /// Podman's API sockets, comma-separated (rootful: unix:///run/podman/podman.sock, a rootless user's:
+    /// unix:///run/user/<uid>/podman/podman.sock; served by podman.socket or `podman system service`).
+    /// Unset: those that exist at start; empty: Podman off.
     #[arg(long = "podman.host", env = "STEVEDORE_PODMAN_HOST")]
     pub podman_host: Option<String>,
 

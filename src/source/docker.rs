@@ -63,6 +63,9 @@ impl Engine {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub engine: Engine,
+    /// The source's name: `stevedore_source_up{source}`, the owner of its entries in the identity cache
+    /// (`ContainerMeta::runtime`). The engine's name, or for a rootless user's Podman `podman_user<uid>`.
+    pub source: &'static str,
     /// `unix:///path`, `tcp://host:port` or `http://...`; `None`: DOCKER_HOST, else the local socket.
     pub host: Option<String>,
     pub stats_interval: Duration,
@@ -220,7 +223,7 @@ pub(crate) fn spawn(
 
 /// Keeps the identity cache current for as long as the process runs.
 async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>) {
-    super::follow_forever(config.engine.name(), &health, || {
+    super::follow_forever(config.source, &health, || {
         sync_and_follow(&config, &store, &health)
     })
     .await
@@ -230,7 +233,7 @@ async fn run_identity(config: Config, store: Arc<MetaStore>, health: Arc<Health>
 fn unreachable(config: &Config, what: &str, e: bollard::errors::Error) -> SourceError {
     let host = (config.host.as_deref()).unwrap_or("DOCKER_HOST or unix:///var/run/docker.sock");
     SourceError::Unreachable {
-        what: config.engine.name().into(),
+        what: config.source.into(),
         detail: format!("{what} at {host}: {e}"),
         hint: match config.engine {
             Engine::Docker => "check --docker.host and that the socket is mounted and readable",
@@ -276,15 +279,16 @@ async fn sync_and_follow(
         if let Ok(full) = docker
             .inspect_container(&id, None::<InspectContainerOptions>)
             .await
-            && let Some(meta) = meta_from_inspect(full, engine, &driver)
+            && let Some(mut meta) = meta_from_inspect(full, engine, &driver)
         {
+            meta.runtime = config.source;
             all.insert(meta.id.clone(), Arc::new(meta));
         }
     }
     let n = all.len();
-    store.replace_runtime(engine.name(), all);
+    store.replace_runtime(config.source, all);
     health.ok();
-    tracing::info!(containers = n, cgroup_driver = %driver, "{} connected; identity cache synced", engine.name());
+    tracing::info!(containers = n, cgroup_driver = %driver, "{} connected; identity cache synced", config.source);
 
     let mut filters = HashMap::new();
     filters.insert("type".to_string(), vec!["container".to_string()]);
@@ -309,7 +313,7 @@ async fn sync_and_follow(
         }
         // Docker's last event is `destroy`, Podman's `remove`.
         if action == "destroy" || action == "remove" {
-            store.remove(engine.name(), &id);
+            store.remove(config.source, &id);
             continue;
         }
         match docker
@@ -317,13 +321,14 @@ async fn sync_and_follow(
             .await
         {
             Ok(full) => {
-                if let Some(meta) = meta_from_inspect(full, engine, &driver) {
+                if let Some(mut meta) = meta_from_inspect(full, engine, &driver) {
+                    meta.runtime = config.source;
                     store.upsert(meta);
                 }
             }
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => store.remove(engine.name(), &id),
+            }) => store.remove(config.source, &id),
             Err(e) => return Err(unreachable(config, "inspect", e)),
         }
     }

@@ -4,6 +4,12 @@
 //! virtio modules and an /init that mounts cgroup2 with every controller enabled, runs the test's shell
 //! script, and sends back the script's /out directory as base64 tar on the second serial port. A
 //! virtio disk (/dev/vda, 64 MiB) is there for direct block I/O.
+//!
+//! [`boot_userland`] boots the same way into a Debian userland (made by ./scripts/test with mmdebstrap:
+//! containerd, runc, crun, podman, conmon, uidmap, a user `app` with subordinate ids) on a second virtio
+//! disk (/dev/vdb, ext4, opened with qemu's `snapshot=on` so the image is never written): the initramfs
+//! mounts it, copies the binary and the script in and `switch_root`s to it, so runtimes can
+//! `pivot_root` as on a real node (they cannot from an initramfs).
 
 #![allow(dead_code)]
 
@@ -75,34 +81,147 @@ impl Boot {
     }
 }
 
-const MODULES: [&str; 6] = [
+const MODULES: [&str; 13] = [
     "drivers/virtio/virtio_ring",
     "drivers/virtio/virtio",
     "drivers/virtio/virtio_pci_legacy_dev",
     "drivers/virtio/virtio_pci_modern_dev",
     "drivers/virtio/virtio_pci",
     "drivers/block/virtio_blk",
+    // The userland's ext4 disk, and overlay for the runtimes.
+    "lib/crc16",
+    "crypto/crc32c_generic",
+    "lib/libcrc32c",
+    "fs/mbcache",
+    "fs/jbd2/jbd2",
+    "fs/ext4/ext4",
+    "fs/overlayfs/overlay",
 ];
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-mount -t cgroup2 cgroup2 /sys/fs/cgroup; mount -t tmpfs tmp /tmp
 for pass in 1 2 3; do for m in /lib/modules/*.ko; do insmod "$m" 2>/dev/null && rm "$m"; done; done
-ip link set lo up
+if [ -e /userland ]; then
+  mkdir /newroot; mount -t ext4 /dev/vdb /newroot
+  cp /bin/busybox /newroot/usr/local/bin/busybox; cp /bin/stevedore /newroot/usr/bin/stevedore
+  cp /script.sh /stage2 /newroot/; mkdir -p /newroot/out
+  cp /stevedore-vm.service /newroot/etc/systemd/system/
+  ln -s ../stevedore-vm.service /newroot/etc/systemd/system/multi-user.target.wants/
+  ln -s /dev/null /newroot/etc/systemd/system/serial-getty@ttyS0.service
+  for m in proc sys dev; do mount --move /$m /newroot/$m; done
+  exec switch_root /newroot /lib/systemd/systemd
+fi
+exec /bin/busybox sh /stage2
+"#;
+
+/// The userland's systemd runs the second stage once it is up.
+const UNIT: &str = "[Unit]\nDescription=Stevedore VM test\nAfter=basic.target dbus.service containerd.service\n\
+[Service]\nType=oneshot\nExecStart=/usr/local/bin/busybox sh /stage2\n";
+
+/// The second stage, as PID 1 of the initramfs (which mounts cgroup2 itself) or as a service of the
+/// userland's systemd (which has mounted it): every controller on, the script, /out back, power off.
+const STAGE2: &str = r#"
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/bin HOME=/root
+[ -e /usr/local/bin/busybox ] && /usr/local/bin/busybox --install -s /usr/local/bin
+if [ $$ = 1 ]; then
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup; mount -t tmpfs tmp /tmp; mount -t tmpfs run /run
+  ip link set lo up
+fi
 cd /sys/fs/cgroup && for c in $(cat cgroup.controllers); do echo "+$c" > cgroup.subtree_control; done; cd /
-echo "controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+echo "controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)" > /dev/ttyS0
 sh -e /script.sh > /out/script.log 2>&1; echo "script exit $?" >> /out/script.log
 tar -C /out -c . | base64 > /dev/ttyS1
-echo VM-DONE
+echo VM-DONE > /dev/ttyS0
 poweroff -f
 "#;
 
+/// The userland image ./scripts/test makes (target/v2-userland/root.ext4).
+pub fn userland() -> PathBuf {
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/v2-userland/root.ext4");
+    assert!(
+        image.exists(),
+        "{}: run ./scripts/test (it makes the userland with mmdebstrap)",
+        image.display()
+    );
+    image
+}
+
 /// Boots `kernel` with `script` (run by `sh -e` as root, its output in /out/script.log) and returns /out.
 pub fn boot(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
+    run(kernel, binary, script, None)
+}
+
+/// As [`boot`], with the Debian userland of [`userland`] as the root file system.
+pub fn boot_userland(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
+    run(kernel, binary, script, Some(&userland()))
+}
+
+fn run(kernel: &Kernel, binary: &Path, script: &str, userland: Option<&Path>) -> Boot {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    for d in ["bin", "proc", "sys", "dev", "tmp", "out", "lib/modules"] {
+    let initrd = dir.path().join("initrd.cpio");
+    initramfs(
+        kernel,
+        binary,
+        script,
+        userland.is_some(),
+        &dir.path().join("root"),
+        &initrd,
+    );
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (console, data) = (dir.path().join("console.log"), dir.path().join("data.b64"));
+    let mut qemu = Command::new("timeout");
+    qemu.args(["420", "qemu-system-x86_64", "-accel", "tcg", "-smp", "2"])
+        .args(["-m", if userland.is_some() { "1536" } else { "1024" }])
+        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet hugepages=8"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", data.display()))
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=raw", disk.display()));
+    if let Some(image) = userland {
+        qemu.arg("-drive").arg(format!(
+            "file={},if=virtio,format=raw,snapshot=on",
+            image.display()
+        ));
+    }
+    let t0 = Instant::now();
+    let status = qemu
+        .status()
+        .expect("qemu-system-x86_64 (Debian's qemu-system-x86; ./scripts/test installs it)");
+    let took = t0.elapsed();
+    let console = std::fs::read_to_string(&console).unwrap_or_default();
+    assert!(
+        status.success() && console.contains("VM-DONE"),
+        "{status}; console:\n{console}"
+    );
+    let out = untar_base64(&data, &console);
+    Boot { out, console, took }
+}
+
+/// The initramfs: busybox, the binary, the modules, /init, /stage2 and the script (and /userland, a
+/// marker that makes /init switch to the userland disk).
+fn initramfs(kernel: &Kernel, binary: &Path, script: &str, userland: bool, root: &Path, to: &Path) {
+    for d in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+        "out",
+        "lib/modules",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     let copy = |from: &Path, to: &str| {
@@ -125,52 +244,25 @@ pub fn boot(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
             std::fs::write(root.join(&to), out.stdout).unwrap();
         }
     }
-    for (name, text) in [("init", INIT), ("script.sh", script)] {
+    let marker = if userland { "userland" } else { "initramfs" };
+    let files = [
+        ("init", INIT),
+        ("stage2", STAGE2),
+        ("stevedore-vm.service", UNIT),
+        ("script.sh", script),
+        (marker, ""),
+    ];
+    for (name, text) in files {
         std::fs::write(root.join(name), text).unwrap();
         std::fs::set_permissions(root.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let initrd = dir.path().join("initrd.cpio");
-    write_cpio(&root, &initrd);
-    let disk = dir.path().join("disk.img");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let (console, data) = (dir.path().join("console.log"), dir.path().join("data.b64"));
-    let t0 = Instant::now();
-    let status = Command::new("timeout")
-        .args([
-            "300",
-            "qemu-system-x86_64",
-            "-accel",
-            "tcg",
-            "-m",
-            "1024",
-            "-smp",
-            "2",
-        ])
-        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-        .arg("-kernel")
-        .arg(&kernel.vmlinuz)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet hugepages=8"])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-serial")
-        .arg(format!("file:{}", data.display()))
-        .arg("-drive")
-        .arg(format!("file={},if=virtio,format=raw", disk.display()))
-        .status()
-        .expect("qemu-system-x86_64 (Debian's qemu-system-x86; ./scripts/test installs it)");
-    let took = t0.elapsed();
-    let console = std::fs::read_to_string(&console).unwrap_or_default();
-    assert!(
-        status.success() && console.contains("VM-DONE"),
-        "{status}; console:\n{console}"
-    );
+    write_cpio(root, to);
+}
+
+/// The VM's /out, sent as base64 tar on its second serial port, unpacked into a new directory.
+fn untar_base64(data: &Path, console: &str) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
-    let b64: String = std::fs::read_to_string(&data)
+    let b64: String = std::fs::read_to_string(data)
         .unwrap()
         .split_whitespace()
         .collect();
@@ -186,7 +278,7 @@ pub fn boot(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
         tar.wait().unwrap().success(),
         "the VM's /out did not come back; console:\n{console}"
     );
-    Boot { out, console, took }
+    out
 }
 
 /// An initramfs: a cpio archive in the kernel's "newc" format of every file and directory under `root`.
