@@ -88,7 +88,7 @@ fn key(text: &str, k: &str) -> f64 {
         .unwrap()
 }
 
-/// (runtime's name for it, served name, image, cgroup the runtime put its main process in).
+/// (the runtime's name for it, the cgroup of its main process with crun's `container` child folded in).
 fn containers(b: &Boot) -> Vec<(String, String)> {
     (b.read("containers").lines())
         .map(|l| {

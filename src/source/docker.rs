@@ -41,14 +41,6 @@ pub(crate) enum Engine {
 }
 
 impl Engine {
-    /// The source's name: `stevedore_source_up{source}`, `ContainerMeta::runtime`, log lines.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Engine::Docker => "docker",
-            Engine::Podman => "podman",
-        }
-    }
-
     /// The cgroup path the engine gives a container, from the cgroup driver and its cgroup parent.
     pub(crate) fn cgroup_path(self, driver: &str, parent: &str, id: &str) -> String {
         let p = match self {
@@ -163,11 +155,13 @@ fn placed(p: &Placement, driver: &str, parent: &str, id: &str) -> String {
     }
 }
 
+/// One container's identity from its inspect response, owned by `config.source`.
 fn meta_from_inspect(
     c: bollard::models::ContainerInspectResponse,
-    engine: Engine,
+    source: &Config,
     driver: &str,
 ) -> Option<ContainerMeta> {
+    let engine = source.engine;
     let id = c.id?;
     let state = c.state.unwrap_or_default();
     let config = c.config.unwrap_or_default();
@@ -185,7 +179,7 @@ fn meta_from_inspect(
         .filter(|d| !d.is_empty())
         .cloned();
     Some(ContainerMeta {
-        runtime: engine.name(),
+        runtime: source.source,
         layer,
         cgroup_path: Some(engine.cgroup_path(driver, &parent, &id)),
         name: c
@@ -251,7 +245,6 @@ async fn sync_and_follow(
     health: &Health,
 ) -> Result<(), SourceError> {
     let docker = connect(&config.host).map_err(|e| unreachable(config, "connect", e))?;
-    let engine = config.engine;
     let info = docker
         .info()
         .await
@@ -279,9 +272,8 @@ async fn sync_and_follow(
         if let Ok(full) = docker
             .inspect_container(&id, None::<InspectContainerOptions>)
             .await
-            && let Some(mut meta) = meta_from_inspect(full, engine, &driver)
+            && let Some(meta) = meta_from_inspect(full, config, &driver)
         {
-            meta.runtime = config.source;
             all.insert(meta.id.clone(), Arc::new(meta));
         }
     }
@@ -321,8 +313,7 @@ async fn sync_and_follow(
             .await
         {
             Ok(full) => {
-                if let Some(mut meta) = meta_from_inspect(full, engine, &driver) {
-                    meta.runtime = config.source;
+                if let Some(meta) = meta_from_inspect(full, config, &driver) {
                     store.upsert(meta);
                 }
             }
