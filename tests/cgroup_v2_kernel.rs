@@ -277,8 +277,11 @@ fn check_cpu(b: &Boot, s: &[Vec<Sample>; 2], cg: &str, quota: u32) {
     let dt: f64 = u1.trim().parse::<f64>().unwrap() - u0.trim().parse::<f64>().unwrap();
     let rate = (usage(1).unwrap() - usage(0).unwrap()) / dt;
     let q = f64::from(quota) / 100000.0;
+    // Half a core must give 0.4-0.6 cores. A 5 % quota is 5 ms a period, within a few timer ticks of
+    // the emulated clock, and a loaded host starves it further: at least 60 % of it, never above it.
+    let low = if q >= 0.5 { 0.8 } else { 0.6 };
     assert!(
-        rate > 0.8 * q && rate < 1.2 * q,
+        rate > low * q && rate < 1.2 * q,
         "{cg}: {rate} cores under a quota of {q}"
     );
     let throttled =

@@ -644,13 +644,13 @@ fn http2_streams_past_the_request_limit_get_503() {
     .collect();
     args.push(pki.path("ca.crt"));
     args.extend([
-        "-o".to_string(),
-        "/dev/null".to_string(),
         "-w".to_string(),
         "%{http_code} %{http_version}\n".to_string(),
     ]);
+    // One -o per URL: curl applies an -o to one URL only, and the other bodies would be mixed into the
+    // status lines.
     for _ in 0..120 {
-        args.push(url.clone());
+        args.extend(["-o".to_string(), "/dev/null".to_string(), url.clone()]);
     }
     let out = Command::new("curl").args(&args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
