@@ -61,6 +61,10 @@ pub(crate) struct KubeletConfig {
     pub timeout: Duration,
 }
 
+fn uri_is_http(uri: &http::Uri) -> bool {
+    uri.scheme_str() == Some("http")
+}
+
 /// A client of one kubelet. The bearer token is re-read from its file before every request, so a
 /// rotated projected token is used at once.
 pub(crate) struct KubeletClient {
@@ -96,8 +100,22 @@ impl KubeletClient {
         config.root_cert_file = cfg.ca_file.clone();
         config.read_timeout = Some(cfg.timeout);
         config.default_retry = false;
-        let client = kube::Client::try_from(config)
-            .map_err(|e| format!("cannot build the kubelet client: {e}"))?;
+        let plain = uri_is_http(&config.cluster_url);
+        if plain {
+            // Plain HTTP uses no TLS: an empty trust store, so that a host or image without CA
+            // certificates still starts (kube would look for the system's and fail).
+            config.root_cert = Some(Vec::new());
+        }
+        let client = kube::Client::try_from(config).map_err(|e| {
+            let hint = match (plain, &cfg.ca_file, cfg.insecure_skip_verify) {
+                (false, None, false) => {
+                    " (no CA file given, so the system's CA certificates are used: pass \
+                     --kubelet.ca-file with the kubelet's CA, or --kubelet.insecure-skip-verify)"
+                }
+                _ => "",
+            };
+            format!("cannot build the kubelet client: {e}{hint}")
+        })?;
         Ok(KubeletClient {
             client,
             token_file: cfg.token_file.clone(),
