@@ -81,7 +81,7 @@ impl Boot {
     }
 }
 
-const MODULES: [&str; 13] = [
+const MODULES: [&str; 17] = [
     "drivers/virtio/virtio_ring",
     "drivers/virtio/virtio",
     "drivers/virtio/virtio_pci_legacy_dev",
@@ -96,6 +96,11 @@ const MODULES: [&str; 13] = [
     "fs/jbd2/jbd2",
     "fs/ext4/ext4",
     "fs/overlayfs/overlay",
+    // The NIC of Options::forwards, and veth for a pod's network namespace.
+    "net/core/failover",
+    "drivers/net/net_failover",
+    "drivers/net/virtio_net",
+    "drivers/net/veth",
 ];
 
 const INIT: &str = r#"#!/bin/busybox sh
@@ -147,27 +152,61 @@ pub fn userland() -> PathBuf {
     image
 }
 
+/// What a boot may change from the defaults.
+pub struct Options {
+    /// The Debian userland of [`userland`] as the root file system, not the busybox initramfs.
+    pub userland: bool,
+    /// More files for the initramfs: (from, path in the initramfs such as `bin/tool`), as they are.
+    pub extra: Vec<(PathBuf, String)>,
+    /// Seconds before qemu is killed.
+    pub timeout_s: u32,
+    /// The VM's memory, MiB.
+    pub memory_mb: u32,
+    /// TCP ports of the VM reachable on the host's 127.0.0.1: (host port, VM port). With any, the VM
+    /// has a virtio NIC on qemu's user network (VM 10.0.2.15/24; the host's 127.0.0.1 is 10.0.2.2).
+    pub forwards: Vec<(u16, u16)>,
+}
+
+impl Options {
+    pub fn new(userland: bool) -> Options {
+        Options {
+            userland,
+            extra: Vec::new(),
+            timeout_s: 420,
+            memory_mb: if userland { 1536 } else { 1024 },
+            forwards: Vec::new(),
+        }
+    }
+}
+
 /// Boots `kernel` with `script` (run by `sh -e` as root, its output in /out/script.log) and returns /out.
 pub fn boot(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
-    run(kernel, binary, script, None)
+    start(kernel, binary, script, Options::new(false)).finish()
 }
 
 /// As [`boot`], with the Debian userland of [`userland`] as the root file system.
 pub fn boot_userland(kernel: &Kernel, binary: &Path, script: &str) -> Boot {
-    run(kernel, binary, script, Some(&userland()))
+    start(kernel, binary, script, Options::new(true)).finish()
 }
 
-fn run(kernel: &Kernel, binary: &Path, script: &str, userland: Option<&Path>) -> Boot {
+/// A VM running; killed on drop unless [`Running::finish`] waited for it.
+pub struct Running {
+    qemu: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+    t0: Instant,
+}
+
+/// Starts `kernel` with `script` and `o`, without waiting for it.
+pub fn start(kernel: &Kernel, binary: &Path, script: &str, o: Options) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let initrd = dir.path().join("initrd.cpio");
-    initramfs(
-        kernel,
-        binary,
-        script,
-        userland.is_some(),
-        &dir.path().join("root"),
-        &initrd,
-    );
+    let root = dir.path().join("root");
+    for (from, to) in &o.extra {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+    initramfs(kernel, binary, script, o.userland, &root, &initrd);
     let disk = dir.path().join("disk.img");
     std::fs::File::create(&disk)
         .unwrap()
@@ -175,8 +214,9 @@ fn run(kernel: &Kernel, binary: &Path, script: &str, userland: Option<&Path>) ->
         .unwrap();
     let (console, data) = (dir.path().join("console.log"), dir.path().join("data.b64"));
     let mut qemu = Command::new("timeout");
-    qemu.args(["420", "qemu-system-x86_64", "-accel", "tcg", "-smp", "2"])
-        .args(["-m", if userland.is_some() { "1536" } else { "1024" }])
+    qemu.arg(o.timeout_s.to_string())
+        .args(["qemu-system-x86_64", "-accel", "tcg", "-smp", "2"])
+        .args(["-m", &o.memory_mb.to_string()])
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(&kernel.vmlinuz)
@@ -189,24 +229,62 @@ fn run(kernel: &Kernel, binary: &Path, script: &str, userland: Option<&Path>) ->
         .arg(format!("file:{}", data.display()))
         .arg("-drive")
         .arg(format!("file={},if=virtio,format=raw", disk.display()));
-    if let Some(image) = userland {
+    if o.userland {
         qemu.arg("-drive").arg(format!(
             "file={},if=virtio,format=raw,snapshot=on",
-            image.display()
+            userland().display()
         ));
     }
+    if o.forwards.is_empty() {
+        qemu.args(["-nic", "none"]);
+    } else {
+        let fwd: String = o
+            .forwards
+            .iter()
+            .map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"))
+            .collect();
+        qemu.args(["-netdev", &format!("user,id=n0{fwd}")])
+            .args(["-device", "virtio-net-pci,netdev=n0"]);
+    }
     let t0 = Instant::now();
-    let status = qemu
-        .status()
+    let child = qemu
+        .spawn()
         .expect("qemu-system-x86_64 (Debian's qemu-system-x86; ./scripts/test installs it)");
-    let took = t0.elapsed();
-    let console = std::fs::read_to_string(&console).unwrap_or_default();
-    assert!(
-        status.success() && console.contains("VM-DONE"),
-        "{status}; console:\n{console}"
-    );
-    let out = untar_base64(&data, &console);
-    Boot { out, console, took }
+    Running {
+        qemu: Some(child),
+        dir,
+        t0,
+    }
+}
+
+impl Running {
+    /// Waits for the VM to power off and returns what it brought back.
+    pub fn finish(mut self) -> Boot {
+        let status = self.qemu.take().unwrap().wait().unwrap();
+        let took = self.t0.elapsed();
+        let console = self.console();
+        assert!(
+            status.success() && console.contains("VM-DONE"),
+            "{status}; console:\n{console}"
+        );
+        let out = untar_base64(&self.dir.path().join("data.b64"), &console);
+        Boot { out, console, took }
+    }
+
+    /// The console so far.
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // TERM, which timeout passes on to qemu (a KILL would leave qemu running).
+        if let Some(mut q) = self.qemu.take() {
+            let _ = Command::new("kill").arg(q.id().to_string()).status();
+            let _ = q.wait();
+        }
+    }
 }
 
 /// The initramfs: busybox, the binary, the modules, /init, /stage2 and the script (and /userland, a
