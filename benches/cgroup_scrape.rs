@@ -2,42 +2,24 @@
 //! real cgroups, against the floor (one thread reading the same files in a loop) and against Docker's stats
 //! API for real containers.
 //!
-//!   cargo bench --bench cgroup_scrape      (needs root, cgroup v1 or hybrid, and dockerd for the peer)
+//!   cargo bench --bench cgroup_scrape      (needs root, and dockerd for the peer)
 //!
-//! The cgroups are made with mkdir under `/sys/fs/cgroup/<controller>/stevedore-bench/docker/<id>` (a
-//! folder this benchmark owns) in each v1 hierarchy, and on a hybrid host in the unified one as runc
-//! does, with a sleeping process in each, and are removed afterwards. BENCH_SIZES=100,500,1000 and BENCH_SCRAPES=N change the sizes and the number of scrapes;
-//! BENCH_DOCKER_STATS=0 leaves out the Docker stats peer.
+//! The cgroups are made with mkdir in folders this benchmark owns (benches/common/fleet.rs: v1 and
+//! hybrid as runc's cgroupfs driver makes them, v2 as the systemd driver does), with a sleeping process
+//! in each, and are removed afterwards. BENCH_SIZES=100,500,1000 and BENCH_SCRAPES=N change the sizes and
+//! the number of scrapes; BENCH_DOCKER_STATS=0 leaves out the Docker stats peer. BENCH_V2_VM=1 runs it
+//! inside a live cgroup v2 kernel instead ([`run_in_v2_vm`]).
 
 mod common;
+#[path = "../tests/common/vm.rs"]
+mod vm;
 
-use common::fleet::{Fleet, ROOT, cg};
+use common::fleet::{Fleet, is_v2};
 use common::{percentile, usage};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The files a steady-state scrape reads per v1 cgroup (controller, file). Limits and shares are re-read
-/// only every 30 s or more and a process's namespace and start time once, so they are not here; nor is
-/// cpu.stat, read only where a CPU quota is set (none is here).
-const FILES: &[(&str, &str)] = &[
-    ("cpuacct", "cpuacct.usage"),
-    ("cpuacct", "cpuacct.stat"),
-    ("memory", "memory.usage_in_bytes"),
-    ("memory", "memory.stat"),
-    ("memory", "memory.max_usage_in_bytes"),
-    ("memory", "memory.failcnt"),
-    ("memory", "memory.oom_control"),
-    ("memory", "memory.kmem.usage_in_bytes"),
-    ("blkio", "blkio.throttle.io_service_bytes_recursive"),
-    ("blkio", "blkio.throttle.io_serviced_recursive"),
-    ("pids", "pids.current"),
-    ("pids", "cgroup.procs"),
-];
-
-/// On a hybrid host, the PSI files of the same cgroup in the unified hierarchy.
-const UNIFIED: &[&str] = &["cpu.pressure", "memory.pressure", "io.pressure"];
 
 struct Row {
     what: String,
@@ -167,45 +149,32 @@ fn bench_stevedore(
 }
 
 /// One pass of the floor: `threads` threads reading the same files a steady-state scrape reads (the
-/// cgroup files, each process's fd folder and links), nothing else: no parsing, no HTTP, no formatting.
-/// Returns its time in ms.
-fn floor_pass(ids: &[String], threads: usize) -> f64 {
-    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
-    let read_one = |id: &str, buf: &mut Vec<u8>| {
+/// cgroup files, a stat of the folder for nested cgroups, each process's fd folder and links), nothing
+/// else: no parsing, no HTTP, no formatting. Returns its time in ms.
+fn floor_pass(fleet: &Fleet, threads: usize) -> f64 {
+    let read_one = |(dir, files): &(PathBuf, Vec<PathBuf>), buf: &mut Vec<u8>| {
         use std::io::Read;
         let mut pid = String::new();
-        for (c, f) in FILES {
+        let _ = std::fs::symlink_metadata(dir);
+        for f in files {
             buf.clear();
-            if let Ok(mut file) = std::fs::File::open(cg(c, &format!("{ROOT}/docker/{id}/{f}"))) {
+            if let Ok(mut file) = std::fs::File::open(f) {
                 let _ = file.read_to_end(buf);
             }
-            if *f == "cgroup.procs" {
-                pid = String::from_utf8_lossy(buf)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+            if f.ends_with("cgroup.procs") {
+                pid = first_line(buf);
             }
         }
-        if unified {
-            for f in UNIFIED {
-                let _ = std::fs::read(cg("unified", &format!("{ROOT}/docker/{id}/{f}")));
-            }
-        }
-        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-            for fd in fds.flatten() {
-                let _ = std::fs::read_link(fd.path());
-            }
-        }
+        fd_links(&pid);
     };
-    let chunk = ids.len().div_ceil(threads);
+    let chunk = fleet.reads.len().div_ceil(threads);
     let t = Instant::now();
     std::thread::scope(|s| {
-        for part in ids.chunks(chunk) {
+        for part in fleet.reads.chunks(chunk) {
             s.spawn(move || {
                 let mut buf = Vec::with_capacity(16384);
-                for id in part {
-                    read_one(id, &mut buf);
+                for c in part {
+                    read_one(c, &mut buf);
                 }
             });
         }
@@ -213,20 +182,37 @@ fn floor_pass(ids: &[String], threads: usize) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+fn first_line(buf: &[u8]) -> String {
+    String::from_utf8_lossy(buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A process's fd folder and links, as the exporter counts fds and sockets.
+fn fd_links(pid: &str) {
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            let _ = std::fs::read_link(fd.path());
+        }
+    }
+}
+
 fn floor_name(n: usize, threads: usize) -> String {
-    let psi = if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+    let files = if is_v2() {
+        " (cgroup v2: one folder, PSI included)"
+    } else if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
         " (incl. the unified hierarchy's PSI files)"
     } else {
         ""
     };
-    format!("floor, {n} containers, {threads} thread(s), same files{psi}")
+    format!("floor, {n} containers, {threads} thread(s), same files{files}")
 }
 
 /// The floor on its own, `scrapes` passes.
 fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
-    let mut lat: Vec<f64> = (0..scrapes)
-        .map(|_| floor_pass(&fleet.ids, threads))
-        .collect();
+    let mut lat: Vec<f64> = (0..scrapes).map(|_| floor_pass(fleet, threads)).collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Row {
         what: floor_name(fleet.ids.len(), threads),
@@ -237,35 +223,24 @@ fn bench_floor(fleet: &Fleet, scrapes: usize, threads: usize) -> Row {
 }
 
 /// The floor of keep-open mode: the same cgroup files kept open and re-read with pread at offset 0, plus
-/// the fd folders.
+/// the folder's stat and the fd folders.
 struct KeptFloor {
-    open: Vec<(Vec<std::fs::File>, String)>,
+    open: Vec<(PathBuf, Vec<std::fs::File>, String)>,
 }
 
 impl KeptFloor {
     fn open(fleet: &Fleet) -> KeptFloor {
-        let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
         let open = fleet
-            .ids
+            .reads
             .iter()
-            .map(|id| {
-                let mut files: Vec<std::fs::File> = FILES
+            .map(|(dir, files)| {
+                let kept = files
                     .iter()
-                    .filter_map(|(c, f)| {
-                        std::fs::File::open(cg(c, &format!("{ROOT}/docker/{id}/{f}"))).ok()
-                    })
+                    .filter_map(|f| std::fs::File::open(f).ok())
                     .collect();
-                if unified {
-                    files.extend(UNIFIED.iter().filter_map(|f| {
-                        std::fs::File::open(cg("unified", &format!("{ROOT}/docker/{id}/{f}"))).ok()
-                    }));
-                }
-                let pid = std::fs::read_to_string(cg(
-                    "pids",
-                    &format!("{ROOT}/docker/{id}/cgroup.procs"),
-                ))
-                .unwrap_or_default();
-                (files, pid.lines().next().unwrap_or_default().to_string())
+                let procs = files.iter().find(|f| f.ends_with("cgroup.procs")).unwrap();
+                let pid = first_line(&std::fs::read(procs).unwrap_or_default());
+                (dir.clone(), kept, pid)
             })
             .collect();
         KeptFloor { open }
@@ -280,15 +255,12 @@ impl KeptFloor {
             for part in self.open.chunks(chunk) {
                 s.spawn(move || {
                     let mut buf = vec![0u8; 16384];
-                    for (files, pid) in part {
+                    for (dir, files, pid) in part {
+                        let _ = std::fs::symlink_metadata(dir);
                         for f in files {
                             let _ = f.read_at(&mut buf, 0);
                         }
-                        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-                            for fd in fds.flatten() {
-                                let _ = std::fs::read_link(fd.path());
-                            }
-                        }
+                        fd_links(pid);
                     }
                 });
             }
@@ -393,9 +365,59 @@ fn bench_docker_stats(n: usize) -> Vec<Row> {
     rows
 }
 
+/// BENCH_V2_VM=1: this benchmark, run inside a live cgroup v2 kernel (each kernel ./scripts/test
+/// unpacked, booted under TCG by tests/common/vm.rs with a busybox initramfs), with the static release
+/// binary. Both this benchmark and the exporter must be static: build with
+/// `RUSTFLAGS="-C target-feature=+crt-static" cargo bench --bench cgroup_scrape --target x86_64-unknown-linux-gnu`.
+fn run_in_v2_vm() {
+    let me = std::env::current_exe().unwrap();
+    let exporter = Path::new(env!("CARGO_BIN_EXE_stevedore"));
+    for bin in [me.as_path(), exporter] {
+        let ldd = Command::new("ldd").arg(bin).output().unwrap();
+        let text = String::from_utf8_lossy(&ldd.stdout).to_string()
+            + &String::from_utf8_lossy(&ldd.stderr);
+        assert!(
+            text.contains("statically linked") || text.contains("not a dynamic executable"),
+            "{} is not static: build with RUSTFLAGS=\"-C target-feature=+crt-static\" cargo bench --bench cgroup_scrape --target x86_64-unknown-linux-gnu",
+            bin.display()
+        );
+    }
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let script = format!(
+        "ulimit -n 65536\necho kernel $(uname -r), $(nproc) CPUs, cgroup.controllers: $(cat /sys/fs/cgroup/cgroup.controllers)\n\
+         BENCH_SIZES={} BENCH_SCRAPES={} BENCH_DOCKER_STATS=0 BENCH_STEVEDORE_BIN=/bin/stevedore \
+         /bin/cgroup_scrape > /out/bench.md\n",
+        env("BENCH_SIZES", "1000"),
+        env("BENCH_SCRAPES", "20"),
+    );
+    for kernel in vm::kernels() {
+        let options = vm::Options {
+            extra: vec![(me.clone(), "bin/cgroup_scrape".into())],
+            timeout_s: 1800,
+            memory_mb: 2048,
+            ..vm::Options::new(false)
+        };
+        let boot = vm::start(&kernel, exporter, &script, options).finish();
+        println!(
+            "## kernel {} (package {}), qemu TCG, boot and run {:.0} s\n",
+            kernel.release,
+            kernel.package,
+            boot.took.as_secs_f64()
+        );
+        println!(
+            "{}\n{}",
+            boot.read("script.log").trim(),
+            boot.read("bench.md")
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    if std::env::var("BENCH_V2_VM").is_ok_and(|v| v == "1") {
+        return run_in_v2_vm();
     }
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
         .unwrap_or_else(|_| "100,500,1000".into())
@@ -419,7 +441,7 @@ fn main() {
             n,
             scrapes,
             false,
-            &mut || floor_pass(&fleet.ids, threads),
+            &mut || floor_pass(&fleet, threads),
             floor_name(n, threads),
         );
         rows.extend([row, floor]);
