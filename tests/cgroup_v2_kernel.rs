@@ -351,6 +351,34 @@ fn check_memory(b: &Boot, s: &[Sample], cg: &str, hog: usize) {
             lo.max(hi),
         );
     }
+    // Reclaim and refaults (v2 only), and memory.events' high and max: as the kernel's counters.
+    let served = |fam: &str| value(s, fam, &id).or_else(|| value(s, &format!("{fam}_total"), &id));
+    for (fam, file, key) in [
+        ("container_memory_pgscan", "memory.stat", "pgscan"),
+        ("container_memory_pgsteal", "memory.stat", "pgsteal"),
+        (
+            "container_memory_workingset_refault_file",
+            "memory.stat",
+            "workingset_refault_file",
+        ),
+        (
+            "container_memory_workingset_refault_anon",
+            "memory.stat",
+            "workingset_refault_anon",
+        ),
+        ("container_memory_events_high", "memory.events", "high"),
+        ("container_memory_events_max", "memory.events", "max"),
+    ] {
+        let (lo, hi) = (f0.key(file, key), f1.key(file, key));
+        between(&format!("{cg} {fam}"), served(fam), lo.min(hi), lo.max(hi));
+    }
+    for (fam, file) in [
+        ("container_memory_swap", "memory.swap.current"),
+        ("container_memory_max_usage_bytes", "memory.peak"),
+    ] {
+        let (lo, hi) = (f0.num(file), f1.num(file));
+        between(&format!("{cg} {fam}"), served(fam), lo.min(hi), lo.max(hi));
+    }
     assert!(
         f0.key("memory.stat", "shmem") >= (hog << 20) as f64,
         "{cg}: the hog's {hog} MiB of tmpfs"
