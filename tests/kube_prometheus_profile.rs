@@ -631,12 +631,7 @@ fn kubernetes_mixin_rules_read_a_cgroup_v2_node_with_the_systemd_driver() {
         .collect();
     let target_scope = systemd_path(&target.labels["id"]);
     let pods_file = k8s_fixture("1_35/kubelet/pods");
-    let replay = Replay::start(&[
-        "--kubelet-pods",
-        pods_file.to_str().unwrap(),
-        "--summary",
-        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
-    ]);
+    let replay = recorded_kubelet_replay(&pods_file);
     let pods = load_json(&pods_file);
     let node = pods["items"][0]["spec"]["nodeName"]
         .as_str()

@@ -61,10 +61,6 @@ pub(crate) struct KubeletConfig {
     pub timeout: Duration,
 }
 
-fn uri_is_http(uri: &http::Uri) -> bool {
-    uri.scheme_str() == Some("http")
-}
-
 /// A client of one kubelet. The bearer token is re-read from its file before every request, so a
 /// rotated projected token is used at once.
 pub(crate) struct KubeletClient {
@@ -95,12 +91,12 @@ impl KubeletClient {
                 ca.display()
             ));
         }
+        let plain = uri.scheme_str() == Some("http");
         let mut config = kube::Config::new(uri);
         config.accept_invalid_certs = cfg.insecure_skip_verify;
         config.root_cert_file = cfg.ca_file.clone();
         config.read_timeout = Some(cfg.timeout);
         config.default_retry = false;
-        let plain = uri_is_http(&config.cluster_url);
         if plain {
             // Plain HTTP uses no TLS: an empty trust store, so that a host or image without CA
             // certificates still starts (kube would look for the system's and fail).

@@ -359,12 +359,7 @@ pub fn recorded_kubelet(extra: &[&str]) -> (Replay, Exporter) {
 
 /// As [`recorded_kubelet`], with `/pods` answered from `pods`.
 pub fn recorded_kubelet_with_pods(pods: &Path, extra: &[&str]) -> (Replay, Exporter) {
-    let replay = Replay::start(&[
-        "--kubelet-pods",
-        pods.to_str().unwrap(),
-        "--summary",
-        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
-    ]);
+    let replay = recorded_kubelet_replay(pods);
     let url = replay.url();
     let mut args = vec![
         "--kubelet.url",
@@ -377,6 +372,16 @@ pub fn recorded_kubelet_with_pods(pods: &Path, extra: &[&str]) -> (Replay, Expor
     args.extend_from_slice(extra);
     let e = Exporter::start(&args);
     (replay, e)
+}
+
+/// The replay server alone: the recorded 1.35 kubelet's `/stats/summary`, and `/pods` from `pods`.
+pub fn recorded_kubelet_replay(pods: &Path) -> Replay {
+    Replay::start(&[
+        "--kubelet-pods",
+        pods.to_str().unwrap(),
+        "--summary",
+        k8s_fixture("1_35/kubelet/stats/summary").to_str().unwrap(),
+    ])
 }
 
 /// The recorded `container_cpu_usage_seconds_total` series of pod and container cgroups.
